@@ -1,0 +1,275 @@
+/* src/core/loop.c: the epoll loop every thread runs (as in HAProxy, nginx, Redis).
+ *
+ * One iteration: epoll_wait with a timeout from the earliest timer, dispatch I/O
+ * callbacks, fire expired timers, then run deferred work (frees). The clock is read
+ * once per iteration so every callback of a batch sees the same "now".
+ *
+ * Timers live in a binary min-heap of pointers; each timer remembers its index so
+ * re-arming and stopping are O(log n). Idle timeouts that move on every byte are
+ * handled by their owners lazily (re-arm when the timer fires early), so the heap
+ * is touched once per timeout, not once per read.
+ *
+ * Deleting an I/O handle while a batch is being dispatched: events for it that are
+ * still in the batch are neutralised by scanning the batch (it is at most
+ * LOOP_MAX_EVENTS long), so a callback never runs for a handle that was removed. */
+#include "core/loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+
+#define LOOP_MAX_EVENTS 256
+
+struct loop {
+    int epfd;
+    uint64_t now_ms;
+    bool is_stopped;
+    struct loop_timer **heap; /* min-heap on when_ms */
+    size_t heap_len, heap_cap;
+    struct loop_defer *defer_head; /* LIFO; order does not matter for frees */
+    struct epoll_event events[LOOP_MAX_EVENTS];
+    int n_events, cur_event; /* the batch being dispatched */
+};
+
+struct loop *loop_new(void)
+{
+    struct loop *loop = calloc(1, sizeof(*loop));
+
+    if (!loop)
+        return NULL;
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd == -1) {
+        int err = errno;
+        free(loop);
+        errno = err;
+        return NULL;
+    }
+    loop->now_ms = clock_mono_ms();
+    return loop;
+}
+
+void loop_free(struct loop *loop)
+{
+    if (!loop)
+        return;
+    close(loop->epfd);
+    free(loop->heap);
+    free(loop);
+}
+
+int loop_io_add(struct loop *loop, struct loop_io *io, int fd, uint32_t events, loop_io_fn cb)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = io};
+
+    io->fd = fd;
+    io->cb = cb;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+        return -errno;
+    io->is_added = true;
+    return 0;
+}
+
+int loop_io_mod(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = io};
+
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, io->fd, &ev) == -1)
+        return -errno;
+    return 0;
+}
+
+void loop_io_del(struct loop *loop, struct loop_io *io)
+{
+    if (!io->is_added)
+        return;
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->is_added = false;
+    for (int i = loop->cur_event + 1; i < loop->n_events; i++)
+        if (loop->events[i].data.ptr == io)
+            loop->events[i].data.ptr = NULL;
+}
+
+/* --- timers: binary min-heap --- */
+
+static void heap_swap(struct loop *loop, size_t a, size_t b)
+{
+    struct loop_timer *t = loop->heap[a];
+
+    loop->heap[a] = loop->heap[b];
+    loop->heap[b] = t;
+    loop->heap[a]->heap_idx = a;
+    loop->heap[b]->heap_idx = b;
+}
+
+static void heap_up(struct loop *loop, size_t i)
+{
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (loop->heap[parent]->when_ms <= loop->heap[i]->when_ms)
+            break;
+        heap_swap(loop, i, parent);
+        i = parent;
+    }
+}
+
+static void heap_down(struct loop *loop, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < loop->heap_len && loop->heap[l]->when_ms < loop->heap[m]->when_ms)
+            m = l;
+        if (r < loop->heap_len && loop->heap[r]->when_ms < loop->heap[m]->when_ms)
+            m = r;
+        if (m == i)
+            break;
+        heap_swap(loop, i, m);
+        i = m;
+    }
+}
+
+void loop_timer_init(struct loop_timer *t, loop_timer_fn cb)
+{
+    t->when_ms = 0;
+    t->heap_idx = (size_t)-1;
+    t->cb = cb;
+}
+
+void loop_timer_stop(struct loop *loop, struct loop_timer *t)
+{
+    size_t i = t->heap_idx;
+
+    if (i == (size_t)-1)
+        return;
+    t->heap_idx = (size_t)-1;
+    loop->heap_len--;
+    if (i == loop->heap_len)
+        return;
+    loop->heap[i] = loop->heap[loop->heap_len];
+    loop->heap[i]->heap_idx = i;
+    heap_up(loop, i);
+    heap_down(loop, loop->heap[i]->heap_idx);
+}
+
+void loop_timer_arm_at(struct loop *loop, struct loop_timer *t, uint64_t when_ms)
+{
+    if (t->heap_idx != (size_t)-1) {
+        uint64_t old = t->when_ms;
+        t->when_ms = when_ms;
+        if (when_ms < old)
+            heap_up(loop, t->heap_idx);
+        else
+            heap_down(loop, t->heap_idx);
+        return;
+    }
+    if (loop->heap_len == loop->heap_cap) {
+        size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+        struct loop_timer **h = realloc(loop->heap, cap * sizeof(*h));
+        if (!h)
+            abort(); /* a timer we cannot arm would hang a connection forever */
+        loop->heap = h;
+        loop->heap_cap = cap;
+    }
+    t->when_ms = when_ms;
+    t->heap_idx = loop->heap_len;
+    loop->heap[loop->heap_len++] = t;
+    heap_up(loop, t->heap_idx);
+}
+
+void loop_timer_arm(struct loop *loop, struct loop_timer *t, uint64_t delay_ms)
+{
+    loop_timer_arm_at(loop, t, loop->now_ms + delay_ms);
+}
+
+void loop_defer(struct loop *loop, struct loop_defer *d, loop_defer_fn cb)
+{
+    if (d->is_pending)
+        return;
+    d->cb = cb;
+    d->is_pending = true;
+    d->next = loop->defer_head;
+    loop->defer_head = d;
+}
+
+uint64_t loop_now_ms(const struct loop *loop)
+{
+    return loop->now_ms;
+}
+
+void loop_update_time(struct loop *loop)
+{
+    loop->now_ms = clock_mono_ms();
+}
+
+static void run_timers(struct loop *loop)
+{
+    while (loop->heap_len > 0 && loop->heap[0]->when_ms <= loop->now_ms) {
+        struct loop_timer *t = loop->heap[0];
+        loop_timer_stop(loop, t);
+        t->cb(loop, t);
+    }
+}
+
+static void run_deferred(struct loop *loop)
+{
+    while (loop->defer_head) {
+        struct loop_defer *d = loop->defer_head;
+        loop->defer_head = d->next;
+        d->is_pending = false;
+        d->next = NULL;
+        d->cb(loop, d);
+    }
+}
+
+int loop_run_once(struct loop *loop, int max_wait_ms)
+{
+    int timeout = max_wait_ms, n;
+
+    if (loop->defer_head)
+        timeout = 0;
+    else if (loop->heap_len > 0) {
+        uint64_t when = loop->heap[0]->when_ms;
+        int until = when <= loop->now_ms ? 0 : (int)(when - loop->now_ms);
+        if (timeout < 0 || until < timeout)
+            timeout = until;
+    }
+    n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+    if (n == -1 && errno != EINTR)
+        return -errno;
+    loop->now_ms = clock_mono_ms();
+    loop->n_events = n > 0 ? n : 0;
+    for (loop->cur_event = 0; loop->cur_event < loop->n_events; loop->cur_event++) {
+        struct epoll_event *ev = &loop->events[loop->cur_event];
+        struct loop_io *io = ev->data.ptr;
+        if (io)
+            io->cb(loop, io, ev->events);
+    }
+    loop->n_events = 0;
+    loop->cur_event = 0;
+    run_timers(loop);
+    run_deferred(loop);
+    return 0;
+}
+
+int loop_run(struct loop *loop)
+{
+    while (!loop->is_stopped) {
+        int err = loop_run_once(loop, -1);
+        if (err < 0)
+            return err;
+    }
+    return 0;
+}
+
+void loop_stop(struct loop *loop)
+{
+    loop->is_stopped = true;
+}
+
+bool loop_is_stopped(const struct loop *loop)
+{
+    return loop->is_stopped;
+}

@@ -1,0 +1,31 @@
+/* src/net/sock.h: socket creation and options. */
+#ifndef NET_SOCK_H
+#define NET_SOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct sock_tcp_opts {
+    uint32_t user_timeout_ms; /* TCP_USER_TIMEOUT; also sizes the keepalive probes; 0 = off */
+};
+
+/* Opens a non-blocking listening socket on <addr> (TCP when <is_udp> is false),
+ * with SO_REUSEPORT so that each worker can hold its own, IPV6_V6ONLY on IPv6, and
+ * for TCP the options of <opts> set on the listener so accepted sockets inherit
+ * them (Linux copies TCP_NODELAY, keepalive and TCP_USER_TIMEOUT at accept).
+ * For UDP, IP_PKTINFO / IPV6_RECVPKTINFO are enabled so replies can leave from the
+ * address a datagram arrived on. Returns the fd or a negative errno. */
+int sock_listen(const struct sockaddr_storage *addr, bool is_udp, int backlog,
+                const struct sock_tcp_opts *opts);
+
+/* Sets TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT. */
+int sock_set_tcp_opts(int fd, const struct sock_tcp_opts *opts);
+
+/* Returns the pending error of <fd> (SO_ERROR) as a positive errno, or 0. */
+int sock_error(int fd);
+
+/* Makes the next close() of <fd> send a RST (SO_LINGER {1, 0}). */
+void sock_set_reset_on_close(int fd);
+
+#endif

@@ -1,0 +1,83 @@
+/* src/net/splice.c: the pipe pool behind zero-copy relaying (see splice.h). */
+#include "net/splice.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+void pipe_pool_init(struct pipe_pool *pool, size_t max_free, int size_bytes)
+{
+    pool->free_list = NULL;
+    pool->n_free = 0;
+    pool->max_free = max_free;
+    pool->n_out = 0;
+    pool->size_bytes = size_bytes;
+}
+
+static void pipe_close(struct pipe_pair *p)
+{
+    close(p->rd);
+    close(p->wr);
+    free(p);
+}
+
+void pipe_pool_fini(struct pipe_pool *pool)
+{
+    while (pool->free_list) {
+        struct pipe_pair *p = pool->free_list;
+        pool->free_list = p->next;
+        pipe_close(p);
+    }
+    pool->n_free = 0;
+}
+
+struct pipe_pair *pipe_pool_get(struct pipe_pool *pool)
+{
+    struct pipe_pair *p = pool->free_list;
+    int fds[2];
+
+    if (p) {
+        pool->free_list = p->next;
+        pool->n_free--;
+        pool->n_out++;
+        return p;
+    }
+    p = malloc(sizeof(*p));
+    if (!p) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) == -1) {
+        int err = errno;
+        free(p);
+        errno = err;
+        return NULL;
+    }
+    /* A larger pipe moves more per splice() call; failure (pipe-max-size, or
+     * the user's pipe quota) just leaves the default size. */
+    if (pool->size_bytes > 0)
+        (void)fcntl(fds[1], F_SETPIPE_SZ, pool->size_bytes);
+    p->rd = fds[0];
+    p->wr = fds[1];
+    p->next = NULL;
+    pool->n_out++;
+    return p;
+}
+
+void pipe_pool_put(struct pipe_pool *pool, struct pipe_pair *p, int is_empty)
+{
+    pool->n_out--;
+    if (!is_empty || pool->n_free >= pool->max_free) {
+        pipe_close(p);
+        return;
+    }
+    p->next = pool->free_list;
+    pool->free_list = p;
+    pool->n_free++;
+}
+
+size_t pipe_pool_capacity(const struct pipe_pool *pool)
+{
+    return pool->size_bytes > 0 ? (size_t)pool->size_bytes : 65536;
+}

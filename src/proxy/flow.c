@@ -1,0 +1,570 @@
+/* src/proxy/flow.c: UDP flows (DESIGN.md section 4; issue #4).
+ *
+ * A flow is one client address and port talking to one edge address and port of
+ * an app. Each flow has its own socket connect()ed to the origin, so the kernel
+ * matches replies to flows for us, and an ICMP port unreachable comes back as
+ * ECONNREFUSED on exactly that flow. The kernel's SO_REUSEPORT hash keeps a
+ * client's datagrams on one worker, so the flow table is per worker and lock-free.
+ *
+ *   client --dgram--> edge socket (recvmmsg, IP_PKTINFO) --lookup/create flow-->
+ *       [SPP header | PROXY v2 on the first] + payload --send--> origin socket
+ *   origin socket (recvmmsg) --[SPP: validate, strip]--> sendmmsg from the edge
+ *       address the client used (IP_PKTINFO source on wildcard listeners)
+ *
+ * Memory: one receive batch of BATCH x 64 KiB per worker, allocated once, and one
+ * struct flow per flow; nothing is allocated per datagram. A flow ends after
+ * udp_idle_ms without a datagram in either direction (timer re-armed lazily),
+ * when the origin refuses (ICMP), when its listener goes away, or at shutdown.
+ * The number of flows per worker is capped (udp.max_flows_per_worker): past the
+ * cap new clients are refused and counted while existing flows keep working.
+ *
+ * PROXY v2 on UDP: Spectrum prepends the header to the first datagram of a flow
+ * only (spec/spectrum-docs.md); the 2026 PROXY spec asks receivers to parse one per
+ * datagram. We follow Spectrum, since that is what origins built for it expect. */
+#include "proxy/flow.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/bug.h"
+#include "core/clock.h"
+#include "net/addr.h"
+#include "proxy/pp.h"
+#include "proxy/spp.h"
+
+#define FLOW_BATCH 32
+#define FLOW_DGRAM_MAX 65536
+#define FLOW_HASH_BUCKETS 16384 /* power of two */
+#define FLOW_HDR_MAX PP_MAX_LEN /* SPP (38) or PROXY v2 header */
+
+struct udp_listener {
+    struct wlistener *wl;
+    struct list_node flows; /* struct flow */
+};
+
+struct flow {
+    struct loop_io io;           /* connected socket towards the origin; owned */
+    struct loop_timer timer;     /* idle timeout */
+    struct worker *w;
+    struct udp_listener *ul;
+    struct wsnap *ws;            /* counted in ws->live; keeps app alive */
+    const struct app *app;
+    struct sockaddr_storage client;
+    struct sockaddr_storage edge; /* address and port the client sent to */
+    struct sockaddr_storage origin;
+    uint64_t created_ns;
+    uint64_t last_active_ms;
+    uint64_t client_bytes, origin_bytes;
+    uint32_t hash;
+    bool has_sent_pp;            /* the PROXY v2 header went out with the first datagram */
+    bool is_closed;
+    struct flow *hnext;          /* hash chain */
+    struct list_node link;       /* in ul->flows */
+    struct loop_defer defer;
+};
+
+struct udp_state {
+    struct flow *buckets[FLOW_HASH_BUCKETS];
+    size_t n_flows;
+    uint8_t *bufs;               /* FLOW_BATCH x FLOW_DGRAM_MAX */
+    struct mmsghdr msgs[FLOW_BATCH];
+    struct iovec iovs[FLOW_BATCH];
+    struct sockaddr_storage names[FLOW_BATCH];
+    uint8_t ctrl[FLOW_BATCH][64];
+};
+
+static void flow_close(struct flow *f, uint16_t status);
+
+static struct udp_state *state(const struct worker *w)
+{
+    return w->udp_state;
+}
+
+int flow_worker_init(struct worker *w)
+{
+    struct udp_state *st = calloc(1, sizeof(*st));
+
+    if (!st)
+        return -ENOMEM;
+    /* Untouched pages cost nothing: RSS grows only with the datagrams received. */
+    st->bufs = malloc((size_t)FLOW_BATCH * FLOW_DGRAM_MAX);
+    if (!st->bufs) {
+        free(st);
+        return -ENOMEM;
+    }
+    w->udp_state = st;
+    return 0;
+}
+
+void flow_worker_fini(struct worker *w)
+{
+    struct udp_state *st = state(w);
+
+    if (!st)
+        return;
+    free(st->bufs);
+    free(st);
+    w->udp_state = NULL;
+}
+
+/* --- the flow table --- */
+
+static uint32_t hash_key(const struct udp_listener *ul, const struct sockaddr_storage *client,
+                         const struct sockaddr_storage *edge)
+{
+    uint8_t c[16], e[16];
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)(uintptr_t)ul;
+
+    addr_to_v6bytes(client, c);
+    addr_to_v6bytes(edge, e);
+    for (int i = 0; i < 16; i++) {
+        h = (h ^ c[i]) * 1099511628211ull;
+        h = (h ^ e[i]) * 1099511628211ull;
+    }
+    h = (h ^ addr_port(client)) * 1099511628211ull;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static struct flow *flow_find(struct udp_state *st, const struct udp_listener *ul, uint32_t hash,
+                              const struct sockaddr_storage *client,
+                              const struct sockaddr_storage *edge)
+{
+    for (struct flow *f = st->buckets[hash & (FLOW_HASH_BUCKETS - 1)]; f; f = f->hnext) {
+        if (f->hash == hash && f->ul == ul && addr_port(&f->client) == addr_port(client) &&
+            addr_ip_equal(&f->client, client) && addr_ip_equal(&f->edge, edge))
+            return f;
+    }
+    return NULL;
+}
+
+static void flow_unhash(struct udp_state *st, struct flow *f)
+{
+    struct flow **pp = &st->buckets[f->hash & (FLOW_HASH_BUCKETS - 1)];
+
+    while (*pp && *pp != f)
+        pp = &(*pp)->hnext;
+    if (*pp)
+        *pp = f->hnext;
+    f->hnext = NULL;
+}
+
+/* --- events --- */
+
+static void to_event_addr(const struct sockaddr_storage *a, struct event_addr *out)
+{
+    struct sockaddr_storage tmp = *a;
+
+    memset(out, 0, sizeof(*out));
+    addr_unmap(&tmp);
+    out->port = addr_port(&tmp);
+    if (tmp.ss_family == AF_INET) {
+        out->family = 4;
+        memcpy(out->ip, &((struct sockaddr_in *)&tmp)->sin_addr, 4);
+    } else if (tmp.ss_family == AF_INET6) {
+        out->family = 6;
+        memcpy(out->ip, &((struct sockaddr_in6 *)&tmp)->sin6_addr, 16);
+    }
+}
+
+static void emit(struct flow *f, enum event_kind kind, uint16_t status)
+{
+    struct event_rec rec;
+    uint64_t now = clock_real_ns();
+
+    memset(&rec, 0, sizeof(rec));
+    rec.ts_ns = now;
+    rec.connect_ns = f->created_ns;
+    rec.disconnect_ns = kind == EVENT_CONNECT ? 0 : now;
+    rec.client_bytes = f->client_bytes;
+    rec.origin_bytes = f->origin_bytes;
+    to_event_addr(&f->client, &rec.client);
+    to_event_addr(&f->origin, &rec.origin);
+    rec.status = status;
+    rec.kind = (uint8_t)kind;
+    rec.proto = EVENT_UDP;
+    rec.pp = (uint8_t)f->app->pp;
+    memcpy(rec.app_id, f->app->id, sizeof(rec.app_id) - 1);
+    worker_emit(f->w, &rec);
+}
+
+/* --- origin -> client --- */
+
+/* Sends the <n> datagrams prepared in st->msgs to <f>'s client, from the edge
+ * address the client used. */
+static void send_to_client(struct flow *f, struct udp_state *st, unsigned n)
+{
+    struct wlistener *wl = f->ul->wl;
+    int fd = wl->l->fds[f->w->index];
+    bool is_wildcard = addr_is_any(&wl->l->addr);
+    unsigned sent = 0;
+
+    for (unsigned i = 0; i < n; i++) {
+        struct msghdr *m = &st->msgs[i].msg_hdr;
+        m->msg_name = &f->client;
+        m->msg_namelen = addr_len(&f->client);
+        m->msg_control = NULL;
+        m->msg_controllen = 0;
+        if (is_wildcard) {
+            struct cmsghdr *cm;
+            m->msg_control = st->ctrl[i];
+            if (f->edge.ss_family == AF_INET) {
+                struct in_pktinfo pi = {0};
+                m->msg_controllen = CMSG_SPACE(sizeof(pi));
+                cm = CMSG_FIRSTHDR(m);
+                cm->cmsg_level = IPPROTO_IP;
+                cm->cmsg_type = IP_PKTINFO;
+                cm->cmsg_len = CMSG_LEN(sizeof(pi));
+                pi.ipi_spec_dst = ((struct sockaddr_in *)&f->edge)->sin_addr;
+                memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+            } else {
+                struct in6_pktinfo pi = {0};
+                m->msg_controllen = CMSG_SPACE(sizeof(pi));
+                cm = CMSG_FIRSTHDR(m);
+                cm->cmsg_level = IPPROTO_IPV6;
+                cm->cmsg_type = IPV6_PKTINFO;
+                cm->cmsg_len = CMSG_LEN(sizeof(pi));
+                pi.ipi6_addr = ((struct sockaddr_in6 *)&f->edge)->sin6_addr;
+                memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+            }
+        }
+    }
+    while (sent < n) {
+        int k = sendmmsg(fd, st->msgs + sent, n - sent, 0);
+        if (k > 0) {
+            sent += (unsigned)k;
+            continue;
+        }
+        if (k == -1 && errno == EINTR)
+            continue;
+        /* Send buffer full or the client unreachable: UDP may drop, and does. */
+        f->w->stats.udp_dropped += n - sent;
+        break;
+    }
+    f->w->stats.udp_dgrams_out += sent;
+}
+
+static void on_origin_readable(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct flow *f = container_of(io, struct flow, io);
+    struct udp_state *st = state(f->w);
+
+    (void)events;
+    for (int round = 0; round < 4 && !f->is_closed; round++) {
+        unsigned out = 0;
+        int n;
+
+        for (unsigned i = 0; i < FLOW_BATCH; i++) {
+            st->iovs[i].iov_base = st->bufs + (size_t)i * FLOW_DGRAM_MAX;
+            st->iovs[i].iov_len = FLOW_DGRAM_MAX;
+            memset(&st->msgs[i].msg_hdr, 0, sizeof(st->msgs[i].msg_hdr));
+            st->msgs[i].msg_hdr.msg_iov = &st->iovs[i];
+            st->msgs[i].msg_hdr.msg_iovlen = 1;
+        }
+        n = recvmmsg(io->fd, st->msgs, FLOW_BATCH, MSG_DONTWAIT, NULL);
+        if (n == -1) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            /* ICMP port unreachable (or another ICMP error) from the origin. */
+            flow_close(f, errno == ECONNREFUSED ? (f->origin_bytes ? 447 : 521) : 520);
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            uint8_t *p = st->iovs[i].iov_base;
+            size_t len = st->msgs[i].msg_len;
+
+            f->origin_bytes += len;
+            if (f->app->pp == APP_PP_SIMPLE) {
+                if (spp_check_reply(p, len, &f->client) != SPP_OK) {
+                    f->w->stats.udp_spp_dropped++;
+                    continue;
+                }
+                p += SPP_HEADER_LEN;
+                len -= SPP_HEADER_LEN;
+            }
+            /* Compact the deliverable datagrams to the front of the batch. */
+            st->iovs[out].iov_base = p;
+            st->iovs[out].iov_len = len;
+            st->msgs[out].msg_hdr.msg_iov = &st->iovs[out];
+            st->msgs[out].msg_hdr.msg_iovlen = 1;
+            out++;
+        }
+        if (out)
+            send_to_client(f, st, out);
+        f->last_active_ms = loop_now_ms(loop);
+        if (n < FLOW_BATCH)
+            return;
+    }
+}
+
+/* --- client -> origin --- */
+
+static void on_idle_timer(struct loop *loop, struct loop_timer *t)
+{
+    struct flow *f = container_of(t, struct flow, timer);
+    uint64_t deadline = f->last_active_ms + f->ws->snap->params.udp_idle_ms;
+
+    if (deadline > loop_now_ms(loop)) {
+        loop_timer_arm_at(loop, t, deadline);
+        return;
+    }
+    flow_close(f, 200);
+}
+
+static struct flow *flow_new(struct worker *w, struct udp_listener *ul, uint32_t hash,
+                             const struct sockaddr_storage *client,
+                             const struct sockaddr_storage *edge)
+{
+    struct udp_state *st = state(w);
+    const struct binding *b = ul->wl->b;
+    const struct app *app = b->sa->app;
+    const struct snap_params *p = &w->cur->snap->params;
+    struct flow *f;
+    int fd;
+
+    if (st->n_flows >= p->udp_max_flows) {
+        w->stats.udp_flows_refused++;
+        return NULL;
+    }
+    if (app->n_origins == 0)
+        return NULL;
+    f = calloc(1, sizeof(*f));
+    if (!f) {
+        w->stats.udp_flows_refused++;
+        return NULL;
+    }
+    f->w = w;
+    f->ul = ul;
+    f->app = app;
+    f->client = *client;
+    f->edge = *edge;
+    f->hash = hash;
+    f->origin = app->origins[0].addr;
+    addr_set_port(&f->origin, app_origin_port(app, &app->origins[0], b->edge_port));
+    f->created_ns = clock_real_ns();
+    f->last_active_ms = loop_now_ms(w->loop);
+    fd = socket(f->origin.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1 || connect(fd, (struct sockaddr *)&f->origin, addr_len(&f->origin)) == -1 ||
+        loop_io_add(w->loop, &f->io, fd, EPOLLIN, on_origin_readable) < 0) {
+        /* Out of fds, or no route: refuse this client for now, counted. */
+        if (fd >= 0)
+            close(fd);
+        free(f);
+        w->stats.udp_flows_refused++;
+        return NULL;
+    }
+    f->ws = worker_wsnap_get(w);
+    loop_timer_init(&f->timer, on_idle_timer);
+    loop_timer_arm(w->loop, &f->timer, p->udp_idle_ms);
+    f->hnext = st->buckets[hash & (FLOW_HASH_BUCKETS - 1)];
+    st->buckets[hash & (FLOW_HASH_BUCKETS - 1)] = f;
+    list_add_tail(&ul->flows, &f->link);
+    st->n_flows++;
+    w->stats.udp_flows_active++;
+    w->stats.udp_flows_created++;
+    emit(f, EVENT_CONNECT, 0);
+    return f;
+}
+
+static void flow_send(struct flow *f, uint8_t *payload, size_t len)
+{
+    uint8_t hdr[FLOW_HDR_MAX];
+    struct iovec iov[2];
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 0};
+    ssize_t n;
+
+    if (f->app->pp == APP_PP_SIMPLE) {
+        spp_encode(&f->client, &f->edge, hdr);
+        iov[m.msg_iovlen].iov_base = hdr;
+        iov[m.msg_iovlen++].iov_len = SPP_HEADER_LEN;
+    } else if (f->app->pp == APP_PP_V2 && !f->has_sent_pp) {
+        int k = pp_encode(2, true, &f->client, &f->edge, hdr, sizeof(hdr));
+        BUG_ON(k <= 0);
+        iov[m.msg_iovlen].iov_base = hdr;
+        iov[m.msg_iovlen++].iov_len = (size_t)k;
+    }
+    iov[m.msg_iovlen].iov_base = payload;
+    iov[m.msg_iovlen++].iov_len = len;
+    n = sendmsg(f->io.fd, &m, MSG_DONTWAIT);
+    if (n == -1) {
+        if (errno == ECONNREFUSED) {
+            flow_close(f, f->origin_bytes ? 447 : 521);
+            return;
+        }
+        /* EMSGSIZE (payload + header over 65,507), a full buffer: dropped,
+         * never truncated. */
+        f->w->stats.udp_dropped++;
+        return;
+    }
+    if (m.msg_iovlen == 2 && f->app->pp == APP_PP_V2)
+        f->has_sent_pp = true;
+    f->client_bytes += len;
+    f->w->stats.udp_dgrams_in++;
+}
+
+static void edge_of(const struct wlistener *wl, struct msghdr *m, struct sockaddr_storage *edge)
+{
+    *edge = wl->l->addr;
+    if (!addr_is_any(edge))
+        return;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+        if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
+            struct in_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            ((struct sockaddr_in *)edge)->sin_addr = pi.ipi_addr;
+        } else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_PKTINFO) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(cm), sizeof(pi));
+            ((struct sockaddr_in6 *)edge)->sin6_addr = pi.ipi6_addr;
+        }
+    }
+}
+
+static void on_edge_readable(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct wlistener *wl = container_of(io, struct wlistener, io);
+    struct worker *w = wl->w;
+    struct udp_listener *ul = wl->udp;
+    struct udp_state *st = state(w);
+
+    (void)events;
+    for (int round = 0; round < 4; round++) {
+        int n;
+
+        for (unsigned i = 0; i < FLOW_BATCH; i++) {
+            struct msghdr *m = &st->msgs[i].msg_hdr;
+            st->iovs[i].iov_base = st->bufs + (size_t)i * FLOW_DGRAM_MAX;
+            st->iovs[i].iov_len = FLOW_DGRAM_MAX;
+            memset(m, 0, sizeof(*m));
+            m->msg_name = &st->names[i];
+            m->msg_namelen = sizeof(st->names[i]);
+            m->msg_iov = &st->iovs[i];
+            m->msg_iovlen = 1;
+            m->msg_control = st->ctrl[i];
+            m->msg_controllen = sizeof(st->ctrl[i]);
+        }
+        n = recvmmsg(io->fd, st->msgs, FLOW_BATCH, MSG_DONTWAIT, NULL);
+        if (n == -1)
+            return; /* EAGAIN, or an error queued on an unconnected socket */
+        for (int i = 0; i < n; i++) {
+            struct sockaddr_storage edge, *client = &st->names[i];
+            struct flow *f;
+            uint32_t hash;
+
+            edge_of(wl, &st->msgs[i].msg_hdr, &edge);
+            addr_set_port(&edge, wl->b->edge_port);
+            hash = hash_key(ul, client, &edge);
+            f = flow_find(st, ul, hash, client, &edge);
+            if (!f)
+                f = flow_new(w, ul, hash, client, &edge);
+            if (!f) {
+                w->stats.udp_dropped++;
+                continue;
+            }
+            f->last_active_ms = loop_now_ms(loop);
+            flow_send(f, st->iovs[i].iov_base, st->msgs[i].msg_len);
+        }
+        if (n < FLOW_BATCH)
+            return;
+    }
+}
+
+/* --- life and death --- */
+
+static void flow_free(struct loop *loop, struct loop_defer *d)
+{
+    (void)loop;
+    free(container_of(d, struct flow, defer));
+}
+
+static void flow_close(struct flow *f, uint16_t status)
+{
+    struct worker *w = f->w;
+    struct udp_state *st = state(w);
+
+    if (f->is_closed)
+        return;
+    f->is_closed = true;
+    loop_timer_stop(w->loop, &f->timer);
+    loop_io_del(w->loop, &f->io);
+    close(f->io.fd);
+    flow_unhash(st, f);
+    list_del(&f->link);
+    st->n_flows--;
+    w->stats.udp_flows_active--;
+    emit(f, (status >= 521 && status <= 533) ? EVENT_ORIGIN_ERROR : EVENT_DISCONNECT, status);
+    worker_wsnap_put(w, f->ws);
+    f->ws = NULL;
+    loop_defer(w->loop, &f->defer, flow_free);
+    if (w->is_draining)
+        worker_check_drained(w);
+}
+
+int flow_listener_start(struct worker *w, struct wlistener *wl)
+{
+    struct udp_listener *ul = wl->udp;
+    int err;
+
+    if (!ul) {
+        ul = calloc(1, sizeof(*ul));
+        if (!ul)
+            return -ENOMEM;
+        ul->wl = wl;
+        list_init(&ul->flows);
+        wl->udp = ul;
+    }
+    err = loop_io_add(w->loop, &wl->io, wl->l->fds[w->index], EPOLLIN, on_edge_readable);
+    return err;
+}
+
+void flow_listener_stop(struct worker *w, struct wlistener *wl)
+{
+    struct udp_listener *ul = wl->udp;
+    struct list_node *pos, *tmp;
+
+    loop_io_del(w->loop, &wl->io);
+    if (!ul)
+        return;
+    /* The listener is going away (its app was removed, or we are stopping): its
+     * flows cannot send replies any more. */
+    list_for_each_safe(pos, tmp, &ul->flows)
+    {
+        flow_close(container_of(pos, struct flow, link), 200);
+    }
+    if (!w->is_draining) {
+        wl->udp = NULL;
+        free(ul);
+    }
+}
+
+void flow_snapshot_applied(struct worker *w)
+{
+    (void)w; /* timeouts are read from each flow's own snapshot */
+}
+
+bool flow_worker_is_idle(const struct worker *w)
+{
+    return state(w)->n_flows == 0;
+}
+
+void flow_close_all(struct worker *w)
+{
+    struct list_node *pos, *tmp, *lp, *ltmp;
+
+    list_for_each_safe(lp, ltmp, &w->listeners)
+    {
+        struct wlistener *wl = container_of(lp, struct wlistener, link);
+        struct udp_listener *ul = wl->udp;
+        if (!ul)
+            continue;
+        list_for_each_safe(pos, tmp, &ul->flows)
+        {
+            flow_close(container_of(pos, struct flow, link), 200);
+        }
+    }
+}

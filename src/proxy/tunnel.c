@@ -1,0 +1,511 @@
+/* src/proxy/tunnel.c: a TCP connection through prism (DESIGN.md section 4).
+ *
+ *   accept -> CONNECTING --(origin connect ok)--> RELAY --(both halves closed)--> CLOSED
+ *                 |  ^                               |
+ *                 |  '-- refused / timed out, next   '-- error on either side --> CLOSED
+ *                 '----- no origin left -----------------------------------------> CLOSED
+ *
+ * Both sockets are registered once, edge-triggered, for reading and writing; the
+ * tunnel keeps its own "can read / can write" flags, so it never calls epoll_ctl
+ * after set-up. Each direction is a pump: bytes go from the source socket into a
+ * pipe and from the pipe into the destination socket with splice(2), so payload is
+ * never copied through user space. A pump borrows a pipe from the worker's pool
+ * only while bytes are in flight; an idle connection holds two sockets and this
+ * struct, nothing else. When the destination cannot take more, the pipe stays full
+ * and the pump stops reading the source: memory per connection is bounded by one
+ * pipe per direction.
+ *
+ * The PROXY header is written into the client->origin pipe before any client byte,
+ * so it reaches the origin first, in one segment, through the same path.
+ *
+ * Half-close: when a source reaches EOF and its pipe is empty, the destination gets
+ * shutdown(SHUT_WR); the tunnel ends with status 200 once both directions are done.
+ * Any socket error ends it at once with the status of the side and errno where it
+ * was observed (tunnel_status_*); a reset is passed on as a reset.
+ *
+ * Left out on purpose: TLS (buffers instead of splice; a later issue), retries of an
+ * origin after bytes were relayed, and a user-space buffer for short exchanges
+ * (measured first in bench/, see docs/BENCHMARKS.md). */
+#include "proxy/tunnel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/bug.h"
+#include "core/clock.h"
+#include "net/addr.h"
+#include "net/sock.h"
+#include "proxy/pp.h"
+
+enum tunnel_state {
+    TUNNEL_CONNECTING = 0,
+    TUNNEL_RELAY,
+    TUNNEL_CLOSED,
+};
+
+struct side {
+    struct loop_io io;
+    int fd;          /* owned; -1 when closed */
+    bool can_read;   /* edge-triggered readiness not yet consumed */
+    bool can_write;
+    bool is_eof;     /* we read its FIN */
+    bool is_shut;    /* we sent it our FIN */
+};
+
+struct pump {
+    struct pipe_pair *pipe; /* borrowed from the pool while pending > 0 */
+    size_t pending;         /* bytes in the pipe */
+    uint64_t bytes;         /* read from the source (PROXY header not counted) */
+};
+
+struct tunnel {
+    struct side client, origin;
+    struct pump up;   /* client -> origin */
+    struct pump down; /* origin -> client */
+    struct worker *w;
+    struct wsnap *ws;            /* counted in ws->live; keeps app alive */
+    const struct app *app;       /* from ws->snap */
+    struct loop_timer timer;     /* connect timeout, then idle timeout */
+    struct loop_defer defer;     /* frees the struct after the iteration */
+    uint64_t accepted_ns;        /* realtime, for ConnectTimestamp */
+    uint64_t last_active_ms;     /* loop time of the last byte moved */
+    struct sockaddr_storage client_addr;
+    struct sockaddr_storage edge_addr; /* what the client connected to */
+    struct sockaddr_storage origin_addr;
+    uint16_t edge_port;
+    uint8_t origin_idx;          /* next origin_direct entry to try */
+    enum tunnel_state state;
+    struct list_node link;       /* in w->tunnels */
+};
+
+static void tunnel_run(struct tunnel *t);
+static void tunnel_close(struct tunnel *t, uint16_t status);
+static void connect_next(struct tunnel *t, uint16_t last_status);
+
+uint16_t tunnel_status_client(int err)
+{
+    switch (err) {
+    case ECONNRESET:
+        return 499;
+    case EPIPE:
+        return 498;
+    case ETIMEDOUT:
+        return 497;
+    case EHOSTUNREACH:
+        return 496;
+    case ECONNREFUSED:
+        return 495;
+    default:
+        return 999;
+    }
+}
+
+uint16_t tunnel_status_origin(int err)
+{
+    switch (err) {
+    case ECONNRESET:
+        return 444;
+    case ETIMEDOUT:
+        return 445;
+    case EHOSTUNREACH:
+        return 446;
+    case ECONNREFUSED:
+        return 447;
+    case EPIPE:
+        return 448;
+    default:
+        return 520;
+    }
+}
+
+uint16_t tunnel_status_connect(int err)
+{
+    switch (err) {
+    case ECONNREFUSED:
+        return 521;
+    case ETIMEDOUT:
+        return 522;
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+        return 523;
+    default:
+        return 524;
+    }
+}
+
+static void to_event_addr(const struct sockaddr_storage *a, struct event_addr *out)
+{
+    struct sockaddr_storage tmp = *a;
+
+    memset(out, 0, sizeof(*out));
+    addr_unmap(&tmp);
+    out->port = addr_port(&tmp);
+    if (tmp.ss_family == AF_INET) {
+        out->family = 4;
+        memcpy(out->ip, &((struct sockaddr_in *)&tmp)->sin_addr, 4);
+    } else if (tmp.ss_family == AF_INET6) {
+        out->family = 6;
+        memcpy(out->ip, &((struct sockaddr_in6 *)&tmp)->sin6_addr, 16);
+    }
+}
+
+static void emit(struct tunnel *t, enum event_kind kind, uint16_t status)
+{
+    struct event_rec rec;
+    uint64_t now = clock_real_ns();
+
+    memset(&rec, 0, sizeof(rec));
+    rec.ts_ns = now;
+    rec.connect_ns = t->accepted_ns;
+    rec.disconnect_ns = kind == EVENT_CONNECT ? 0 : now;
+    rec.client_bytes = t->up.bytes;
+    rec.origin_bytes = t->down.bytes;
+    to_event_addr(&t->client_addr, &rec.client);
+    to_event_addr(&t->origin_addr, &rec.origin);
+    rec.status = status;
+    rec.kind = (uint8_t)kind;
+    rec.proto = EVENT_TCP;
+    rec.pp = (uint8_t)t->app->pp;
+    memcpy(rec.app_id, t->app->id, sizeof(rec.app_id) - 1);
+    worker_emit(t->w, &rec);
+}
+
+/* --- relaying --- */
+
+static void pump_release(struct tunnel *t, struct pump *p)
+{
+    if (p->pipe) {
+        pipe_pool_put(&t->w->pipes, p->pipe, p->pending == 0);
+        p->pipe = NULL;
+        p->pending = 0;
+    }
+}
+
+/* Moves bytes <src> -> <dst> until neither can make progress. Returns 0, or the
+ * status to close the tunnel with. */
+static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, struct side *dst,
+                         bool src_is_client)
+{
+    size_t cap = pipe_pool_capacity(&t->w->pipes);
+
+    for (;;) {
+        bool progress = false;
+        ssize_t n;
+
+        if (p->pending > 0 && dst->can_write) {
+            n = splice(p->pipe->rd, NULL, dst->fd, NULL, p->pending,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                p->pending -= (size_t)n;
+                progress = true;
+            } else if (n == -1 && errno == EAGAIN) {
+                dst->can_write = false;
+            } else if (n == -1 && errno != EINTR) {
+                return src_is_client ? tunnel_status_origin(errno) : tunnel_status_client(errno);
+            }
+        }
+        if (p->pending == 0 && src->is_eof && !dst->is_shut) {
+            shutdown(dst->fd, SHUT_WR); /* an error here shows up on the next read */
+            dst->is_shut = true;
+        }
+        if (!src->is_eof && src->can_read && p->pending < cap) {
+            if (!p->pipe) {
+                p->pipe = pipe_pool_get(&t->w->pipes);
+                if (!p->pipe)
+                    return 500; /* out of fds or memory: ours, not the peers' */
+            }
+            n = splice(src->fd, NULL, p->pipe->wr, NULL, cap - p->pending,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n > 0) {
+                p->pending += (size_t)n;
+                p->bytes += (uint64_t)n;
+                progress = true;
+            } else if (n == 0) {
+                src->is_eof = true;
+                progress = true;
+            } else if (errno == EAGAIN) {
+                /* With bytes in the pipe, EAGAIN may mean the pipe's slots are
+                 * full rather than the socket empty: keep the readiness and read
+                 * again once the pipe has drained. */
+                if (p->pending == 0)
+                    src->can_read = false;
+            } else if (errno != EINTR) {
+                return src_is_client ? tunnel_status_client(errno) : tunnel_status_origin(errno);
+            }
+        }
+        if (!progress)
+            break;
+        t->last_active_ms = loop_now_ms(t->w->loop);
+    }
+    if (p->pending == 0 && p->pipe)
+        pump_release(t, p);
+    return 0;
+}
+
+static void tunnel_run(struct tunnel *t)
+{
+    uint16_t status;
+
+    if (t->state != TUNNEL_RELAY)
+        return;
+    status = pump_run(t, &t->up, &t->client, &t->origin, true);
+    if (status == 0)
+        status = pump_run(t, &t->down, &t->origin, &t->client, false);
+    if (status) {
+        tunnel_close(t, status);
+        return;
+    }
+    if (t->client.is_shut && t->origin.is_shut)
+        tunnel_close(t, 200);
+}
+
+/* --- timers --- */
+
+static void on_timer(struct loop *loop, struct loop_timer *timer)
+{
+    struct tunnel *t = container_of(timer, struct tunnel, timer);
+    const struct snap_params *p = &t->ws->snap->params;
+
+    if (t->state == TUNNEL_CONNECTING) {
+        loop_io_del(loop, &t->origin.io);
+        close(t->origin.fd);
+        t->origin.fd = -1;
+        connect_next(t, 522);
+        return;
+    }
+    if (t->state == TUNNEL_RELAY && p->idle_ms > 0) {
+        uint64_t deadline = t->last_active_ms + p->idle_ms;
+        if (deadline > loop_now_ms(loop)) {
+            loop_timer_arm_at(loop, timer, deadline); /* moved since armed: lazy re-arm */
+            return;
+        }
+        /* The idle timeout is ours to enforce, a normal end of the connection. */
+        tunnel_close(t, 200);
+    }
+}
+
+/* --- connecting --- */
+
+static void on_client_io(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct tunnel *t = container_of(io, struct tunnel, client.io);
+
+    (void)loop;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        t->client.can_read = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        t->client.can_write = true;
+    if (t->state == TUNNEL_CONNECTING) {
+        /* We do not read the client before the origin answers, but a reset
+         * must not leave the attempt running. */
+        if (events & EPOLLERR) {
+            int err = sock_error(t->client.fd);
+            tunnel_close(t, tunnel_status_client(err ? err : ECONNRESET));
+        }
+        return;
+    }
+    tunnel_run(t);
+}
+
+static void on_connected(struct tunnel *t)
+{
+    const struct snap_params *p = &t->ws->snap->params;
+
+    t->state = TUNNEL_RELAY;
+    t->last_active_ms = loop_now_ms(t->w->loop);
+    if (p->idle_ms > 0)
+        loop_timer_arm(t->w->loop, &t->timer, p->idle_ms);
+    else
+        loop_timer_stop(t->w->loop, &t->timer);
+    if (t->app->pp == APP_PP_V1 || t->app->pp == APP_PP_V2) {
+        uint8_t hdr[PP_MAX_LEN];
+        int n = pp_encode(t->app->pp == APP_PP_V1 ? 1 : 2, false, &t->client_addr,
+                          &t->edge_addr, hdr, sizeof(hdr));
+        BUG_ON(n <= 0);
+        t->up.pipe = pipe_pool_get(&t->w->pipes);
+        if (!t->up.pipe) {
+            tunnel_close(t, 500);
+            return;
+        }
+        /* An empty pipe takes a header this small whole. */
+        if (write(t->up.pipe->wr, hdr, (size_t)n) != n) {
+            tunnel_close(t, 500);
+            return;
+        }
+        t->up.pending = (size_t)n;
+    }
+    tunnel_run(t);
+}
+
+static void on_origin_io(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct tunnel *t = container_of(io, struct tunnel, origin.io);
+
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        t->origin.can_read = true;
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+        t->origin.can_write = true;
+    if (t->state == TUNNEL_CONNECTING) {
+        int err;
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        err = sock_error(t->origin.fd);
+        if (err == 0) {
+            on_connected(t);
+            return;
+        }
+        loop_io_del(loop, &t->origin.io);
+        close(t->origin.fd);
+        t->origin.fd = -1;
+        t->origin.can_read = t->origin.can_write = false;
+        connect_next(t, tunnel_status_connect(err));
+        return;
+    }
+    tunnel_run(t);
+}
+
+/* Tries the origins from t->origin_idx on; <last_status> is what the previous
+ * attempt ended with (0 for the first). Ends the tunnel when none is left. */
+static void connect_next(struct tunnel *t, uint16_t last_status)
+{
+    const struct snap_params *p = &t->ws->snap->params;
+    struct sock_tcp_opts opts = {.user_timeout_ms = p->user_timeout_ms};
+    uint16_t status = last_status;
+
+    while (t->origin_idx < t->app->n_origins) {
+        const struct app_origin *o = &t->app->origins[t->origin_idx++];
+        int fd, err;
+
+        t->origin_addr = o->addr;
+        addr_set_port(&t->origin_addr, app_origin_port(t->app, o, t->edge_port));
+        fd = socket(t->origin_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd == -1) {
+            status = 524;
+            continue;
+        }
+        (void)sock_set_tcp_opts(fd, &opts);
+        if (connect(fd, (struct sockaddr *)&t->origin_addr, addr_len(&t->origin_addr)) == -1 &&
+            errno != EINPROGRESS) {
+            status = tunnel_status_connect(errno);
+            close(fd);
+            continue;
+        }
+        t->origin.fd = fd;
+        err = loop_io_add(t->w->loop, &t->origin.io, fd,
+                          EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_origin_io);
+        if (err < 0) {
+            close(fd);
+            t->origin.fd = -1;
+            status = 524;
+            continue;
+        }
+        loop_timer_arm(t->w->loop, &t->timer, p->connect_ms);
+        return;
+    }
+    tunnel_close(t, status ? status : 524);
+}
+
+/* --- life and death --- */
+
+static void tunnel_free(struct loop *loop, struct loop_defer *d)
+{
+    struct tunnel *t = container_of(d, struct tunnel, defer);
+
+    (void)loop;
+    free(t);
+}
+
+static void side_close(struct tunnel *t, struct side *s, bool is_reset)
+{
+    if (s->fd < 0)
+        return;
+    loop_io_del(t->w->loop, &s->io);
+    if (is_reset)
+        sock_set_reset_on_close(s->fd);
+    close(s->fd);
+    s->fd = -1;
+}
+
+static void tunnel_close(struct tunnel *t, uint16_t status)
+{
+    struct worker *w = t->w;
+    enum event_kind kind;
+
+    if (t->state == TUNNEL_CLOSED)
+        return;
+    kind = (status >= 521 && status <= 533) ? EVENT_ORIGIN_ERROR : EVENT_DISCONNECT;
+    t->state = TUNNEL_CLOSED;
+    loop_timer_stop(w->loop, &t->timer);
+    /* A reset on one side is passed on as a reset: the peer must not mistake a
+     * truncated stream for a complete one. */
+    side_close(t, &t->client, status == 444);
+    side_close(t, &t->origin, status == 499);
+    pump_release(t, &t->up);
+    pump_release(t, &t->down);
+    emit(t, kind, status);
+    list_del(&t->link);
+    w->stats.active--;
+    worker_wsnap_put(w, t->ws);
+    t->ws = NULL;
+    loop_defer(w->loop, &t->defer, tunnel_free);
+    if (w->is_draining)
+        worker_check_drained(w);
+}
+
+void tunnel_accept(struct worker *w, struct wlistener *wl, int fd,
+                   const struct sockaddr_storage *client)
+{
+    struct tunnel *t = calloc(1, sizeof(*t));
+    socklen_t len = sizeof(t->edge_addr);
+
+    if (!t) {
+        close(fd);
+        return;
+    }
+    t->w = w;
+    t->ws = worker_wsnap_get(w);
+    t->app = wl->b->sa->app;
+    t->edge_port = wl->b->edge_port;
+    t->client.fd = fd;
+    t->origin.fd = -1;
+    t->client_addr = *client;
+    addr_unmap(&t->client_addr);
+    if (addr_is_any(&wl->l->addr)) {
+        if (getsockname(fd, (struct sockaddr *)&t->edge_addr, &len) == -1)
+            t->edge_addr = wl->l->addr;
+    } else {
+        t->edge_addr = wl->l->addr;
+    }
+    t->accepted_ns = clock_real_ns();
+    t->state = TUNNEL_CONNECTING;
+    loop_timer_init(&t->timer, on_timer);
+    list_add_tail(&w->tunnels, &t->link);
+    w->stats.accepted++;
+    w->stats.active++;
+    if (t->app->n_origins > 0) {
+        t->origin_addr = t->app->origins[0].addr;
+        addr_set_port(&t->origin_addr, app_origin_port(t->app, &t->app->origins[0], t->edge_port));
+    }
+    emit(t, EVENT_CONNECT, 0);
+    if (loop_io_add(w->loop, &t->client.io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                    on_client_io) < 0) {
+        t->client.io.is_added = false;
+        tunnel_close(t, 500);
+        return;
+    }
+    connect_next(t, 0);
+}
+
+void tunnel_close_all(struct worker *w, uint16_t status)
+{
+    struct list_node *pos, *tmp;
+
+    list_for_each_safe(pos, tmp, &w->tunnels)
+    {
+        tunnel_close(container_of(pos, struct tunnel, link), status);
+    }
+}

@@ -1,0 +1,370 @@
+/* src/proxy/worker.c: a data-plane thread (DESIGN.md section 1).
+ *
+ * The control thread talks to a worker through two mailboxes and an eventfd: a
+ * pointer to the next snapshot and a drain deadline. On a new snapshot the worker
+ * diffs its registered listeners against the snapshot's bindings (listeners are
+ * shared objects, so "same listener" is pointer equality): new ones are added to
+ * epoll, vanished ones removed, kept ones get the new binding and so the new app
+ * for new connections. Connections accepted earlier keep the snapshot they were
+ * accepted under (struct wsnap), so an update never changes a live connection.
+ *
+ * Accepting: listeners are level-triggered and we take at most ACCEPT_BATCH per
+ * wakeup, so one busy port cannot starve the others. On EMFILE/ENFILE the worker
+ * pauses its listeners for a moment instead of spinning (memcached's
+ * accept_new_conns()). */
+#include "proxy/worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/bug.h"
+#include "core/clock.h"
+#include "proxy/flow.h"
+#include "proxy/tunnel.h"
+
+#define ACCEPT_BATCH 64
+#define EMFILE_PAUSE_MS 100
+#define PIPE_POOL_MAX 1024
+#define PIPE_SIZE_BYTES (256 * 1024)
+
+static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events);
+static void on_resume(struct loop *loop, struct loop_timer *t);
+static void on_drain_deadline(struct loop *loop, struct loop_timer *t);
+
+struct worker *worker_new(int index)
+{
+    struct worker *w = calloc(1, sizeof(*w));
+
+    if (!w)
+        return NULL;
+    w->index = index;
+    w->wake_fd = -1;
+    w->ring = calloc(1, sizeof(*w->ring));
+    w->loop = loop_new();
+    if (!w->ring || !w->loop)
+        goto fail;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd == -1)
+        goto fail;
+    if (loop_io_add(w->loop, &w->wake_io, w->wake_fd, EPOLLIN, on_wake) < 0)
+        goto fail;
+    atomic_init(&w->mailbox, NULL);
+    atomic_init(&w->drain_deadline_ms, 0);
+    list_init(&w->retired);
+    list_init(&w->listeners);
+    list_init(&w->tunnels);
+    pipe_pool_init(&w->pipes, PIPE_POOL_MAX, PIPE_SIZE_BYTES);
+    loop_timer_init(&w->resume_timer, on_resume);
+    loop_timer_init(&w->drain_timer, on_drain_deadline);
+    if (flow_worker_init(w) < 0)
+        goto fail;
+    return w;
+
+fail:
+    worker_free(w);
+    return NULL;
+}
+
+static void wsnap_release(struct wsnap *ws)
+{
+    snapshot_unref(ws->snap);
+    free(ws);
+}
+
+void worker_free(struct worker *w)
+{
+    struct list_node *pos, *tmp;
+    struct snapshot *s;
+
+    if (!w)
+        return;
+    flow_worker_fini(w);
+    list_for_each_safe(pos, tmp, &w->listeners)
+    {
+        struct wlistener *wl = container_of(pos, struct wlistener, link);
+        list_del(&wl->link);
+        free(wl->udp); /* flow.c's per-listener state; its flows are gone by now */
+        free(wl);
+    }
+    list_for_each_safe(pos, tmp, &w->retired)
+    {
+        struct wsnap *ws = container_of(pos, struct wsnap, link);
+        list_del(&ws->link);
+        wsnap_release(ws);
+    }
+    if (w->cur)
+        wsnap_release(w->cur);
+    s = atomic_exchange(&w->mailbox, NULL);
+    if (s)
+        snapshot_unref(s);
+    pipe_pool_fini(&w->pipes);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    loop_free(w->loop);
+    free(w->ring);
+    free(w);
+}
+
+void worker_wsnap_put(struct worker *w, struct wsnap *ws)
+{
+    BUG_ON(ws->live == 0);
+    ws->live--;
+    if (ws->live == 0 && ws != w->cur) {
+        list_del(&ws->link);
+        wsnap_release(ws);
+    }
+}
+
+void worker_emit(struct worker *w, const struct event_rec *rec)
+{
+    event_ring_push(w->ring, rec);
+}
+
+/* --- listeners --- */
+
+static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct wlistener *wl = container_of(io, struct wlistener, io);
+    struct worker *w = wl->w;
+
+    (void)events;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int fd = accept4(io->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd == -1) {
+            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+                return;
+            w->stats.accept_errors++;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                struct list_node *pos, *tmp;
+                if (log_ratelimit_allow(&w->log_rl, loop_now_ms(loop), 5, 1000))
+                    log_warn("accept: %s; pausing listeners for %d ms", strerror(errno),
+                             EMFILE_PAUSE_MS);
+                list_for_each_safe(pos, tmp, &w->listeners)
+                {
+                    struct wlistener *p = container_of(pos, struct wlistener, link);
+                    if (p->l->proto == APP_TCP && p->io.is_added) {
+                        loop_io_del(loop, &p->io);
+                        p->is_paused = true;
+                    }
+                }
+                loop_timer_arm(loop, &w->resume_timer, EMFILE_PAUSE_MS);
+            }
+            return;
+        }
+        tunnel_accept(w, wl, fd, &peer);
+    }
+}
+
+static int wlistener_register(struct worker *w, struct wlistener *wl)
+{
+    if (wl->l->proto == APP_UDP)
+        return flow_listener_start(w, wl);
+    return loop_io_add(w->loop, &wl->io, wl->l->fds[w->index], EPOLLIN, on_accept);
+}
+
+static void wlistener_remove(struct worker *w, struct wlistener *wl)
+{
+    if (wl->l->proto == APP_UDP)
+        flow_listener_stop(w, wl);
+    else
+        loop_io_del(w->loop, &wl->io);
+    wl->l->worker_slot[w->index] = NULL;
+    list_del(&wl->link);
+    free(wl);
+}
+
+static void on_resume(struct loop *loop, struct loop_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, resume_timer);
+    struct list_node *pos, *tmp;
+
+    (void)loop;
+    if (w->is_draining)
+        return;
+    list_for_each_safe(pos, tmp, &w->listeners)
+    {
+        struct wlistener *wl = container_of(pos, struct wlistener, link);
+        if (wl->is_paused && wlistener_register(w, wl) == 0)
+            wl->is_paused = false;
+    }
+}
+
+/* Makes the worker's registered listeners match <s>. */
+static void apply_snapshot(struct worker *w, struct snapshot *s)
+{
+    struct wsnap *ws = calloc(1, sizeof(*ws));
+    struct list_node *pos, *tmp;
+
+    if (!ws) {
+        /* Keep running the old configuration rather than half of the new one. */
+        log_error("out of memory applying configuration generation %llu",
+                  (unsigned long long)s->gen);
+        snapshot_unref(s);
+        return;
+    }
+    ws->snap = s;
+    list_init(&ws->link);
+    for (size_t i = 0; i < s->n_bindings; i++) {
+        const struct binding *b = &s->bindings[i];
+        struct wlistener *wl = b->l->worker_slot[w->index];
+
+        if (!wl) {
+            wl = calloc(1, sizeof(*wl));
+            if (!wl) {
+                log_error("out of memory adding a listener");
+                continue;
+            }
+            wl->w = w;
+            wl->l = b->l;
+            wl->b = b;
+            b->l->worker_slot[w->index] = wl;
+            list_add_tail(&w->listeners, &wl->link);
+            if (!w->is_draining) {
+                int err = wlistener_register(w, wl);
+                if (err < 0)
+                    log_error("cannot watch a listener: %s", strerror(-err));
+            }
+        }
+        wl->b = b;
+        wl->gen = s->gen;
+    }
+    list_for_each_safe(pos, tmp, &w->listeners)
+    {
+        struct wlistener *wl = container_of(pos, struct wlistener, link);
+        if (wl->gen != s->gen)
+            wlistener_remove(w, wl);
+    }
+    if (w->cur) {
+        if (w->cur->live == 0)
+            wsnap_release(w->cur);
+        else
+            list_add_tail(&w->retired, &w->cur->link);
+    }
+    w->cur = ws;
+    flow_snapshot_applied(w);
+}
+
+/* --- draining --- */
+
+static bool worker_is_idle(const struct worker *w)
+{
+    return list_empty(&w->tunnels) && flow_worker_is_idle(w);
+}
+
+void worker_check_drained(struct worker *w)
+{
+    if (w->is_draining && worker_is_idle(w))
+        loop_stop(w->loop);
+}
+
+static void on_drain_deadline(struct loop *loop, struct loop_timer *t)
+{
+    struct worker *w = container_of(t, struct worker, drain_timer);
+
+    (void)loop;
+    tunnel_close_all(w, 500);
+    flow_close_all(w);
+    loop_stop(w->loop);
+}
+
+static void start_drain(struct worker *w, uint64_t deadline_ms)
+{
+    struct list_node *pos, *tmp;
+    uint64_t now = clock_mono_ms();
+
+    w->is_draining = true;
+    list_for_each_safe(pos, tmp, &w->listeners)
+    {
+        struct wlistener *wl = container_of(pos, struct wlistener, link);
+        if (wl->l->proto == APP_UDP)
+            flow_listener_stop(w, wl);
+        else
+            loop_io_del(w->loop, &wl->io);
+    }
+    /* UDP flows have no end of their own: a drain closes them at once. */
+    flow_close_all(w);
+    loop_timer_arm(w->loop, &w->drain_timer, deadline_ms > now ? deadline_ms - now : 0);
+    worker_check_drained(w);
+}
+
+static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct worker *w = container_of(io, struct worker, wake_io);
+    uint64_t v;
+    struct snapshot *s;
+    uint64_t deadline;
+
+    (void)loop;
+    (void)events;
+    if (read(w->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("eventfd read: %s", strerror(errno));
+    s = atomic_exchange(&w->mailbox, NULL);
+    if (s)
+        apply_snapshot(w, s);
+    deadline = atomic_load(&w->drain_deadline_ms);
+    if (deadline && !w->is_draining)
+        start_drain(w, deadline);
+}
+
+static void wake(struct worker *w)
+{
+    uint64_t one = 1;
+
+    if (write(w->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_warn("eventfd write: %s", strerror(errno));
+}
+
+void worker_publish(struct worker *w, struct snapshot *s)
+{
+    struct snapshot *old;
+
+    snapshot_ref(s);
+    old = atomic_exchange(&w->mailbox, s);
+    if (old)
+        snapshot_unref(old);
+    wake(w);
+}
+
+void worker_drain(struct worker *w, uint64_t deadline_ms)
+{
+    atomic_store(&w->drain_deadline_ms, deadline_ms ? deadline_ms : 1);
+    wake(w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char name[16];
+    int err;
+
+    snprintf(name, sizeof(name), "w%d", w->index);
+    log_set_thread_name(name);
+    err = loop_run(w->loop);
+    if (err < 0)
+        log_error("event loop failed: %s", strerror(-err));
+    /* Whatever is still open at exit (a loop failure) is cut and logged. */
+    tunnel_close_all(w, 500);
+    flow_close_all(w);
+    loop_run_once(w->loop, 0); /* run the deferred frees */
+    return NULL;
+}
+
+int worker_start(struct worker *w)
+{
+    int err = pthread_create(&w->thread, NULL, worker_main, w);
+
+    return err ? -err : 0;
+}
+
+void worker_join(struct worker *w)
+{
+    pthread_join(w->thread, NULL);
+}

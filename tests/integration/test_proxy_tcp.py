@@ -1,0 +1,304 @@
+"""TCP proxying (issue 2): echo through prism on IPv4 and IPv6 edges, port ranges,
+origin failover, the exact PROXY v1/v2 bytes, 1 GiB integrity each way, and
+half-closes in both directions, each checked against the event log."""
+
+import hashlib
+import ipaddress
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from conftest import (
+    Thread,
+    app,
+    check_record,
+    connect,
+    recv_exact,
+    recv_stream,
+    recv_until_eof,
+    send_stream,
+)
+
+PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def edge_cfg(apps, edges=("127.0.0.1", "::1"), **timeouts):
+    t = {"connect_ms": 2000, "drain_ms": 2000}
+    t.update(timeouts)
+    return {"edge": {"addresses": list(edges)}, "timeouts": t, "apps": apps}
+
+
+@pytest.mark.parametrize("client_ip", ["127.0.0.1", "::1"])
+def test_echo_and_event_fields(prism, origins, ports, client_ip):
+    echo = origins.echo()
+    eport = ports()
+    p = prism(edge_cfg([app("echo", f"tcp/{eport}", echo.addr)]))
+
+    payload = bytes(range(256)) * 40  # 10240 bytes
+    s = connect(client_ip, eport)
+    cport = s.getsockname()[1]
+    s.sendall(payload)
+    assert recv_exact(s, len(payload)) == payload, "echo through prism changed the bytes"
+    s.shutdown(socket.SHUT_WR)
+    rest, err = recv_until_eof(s)
+    s.close()
+    assert rest == b"" and err is None, f"after the echo: extra bytes {rest[:40]!r} or error {err!r}"
+
+    c, d = p.conn_events(cport, client_ip)
+    check_record(c, Application="echo", ClientIP=client_ip, ClientPort=cport, Event="connect", Status=0, ColoCode="TST")
+    check_record(
+        d,
+        Application="echo",
+        ClientIP=client_ip,
+        ClientPort=cport,
+        ClientProto="tcp",
+        ClientBytes=len(payload),
+        OriginIP="127.0.0.1",
+        OriginPort=echo.port,
+        OriginProto="tcp",
+        OriginBytes=len(payload),
+        ColoCode="TST",
+        Event="disconnect",
+        ProxyProtocol="off",
+        Status=200,
+    )
+    assert c["ConnectTimestamp"] == d["ConnectTimestamp"], f"ConnectTimestamp differs between records: {c} / {d}"
+    assert echo.peers and echo.peers[0][0] == "127.0.0.1", f"origin saw {echo.peers}"
+
+
+def test_port_range_maps_by_offset(prism, origins, ports):
+    n = 5
+    edge = ports.range(n)
+    tagged = []
+    oports = ports.range(n, hosts=("127.0.0.1",))
+
+    def tag(conn, peer, server):
+        conn.sendall(b"port=%d\n" % server.port)
+        conn.settimeout(10)
+        while conn.recv(4096):
+            pass
+        conn.close()
+
+    for op in oports:
+        tagged.append(origins.scripted(tag, port=op))
+    a = app("range", f"tcp/{edge[0]}-{edge[-1]}", f"tcp://127.0.0.1:{oports[0]}-{oports[-1]}")
+    p = prism(edge_cfg([a]))
+
+    for i in range(n):
+        for host in ("127.0.0.1", "::1"):
+            s = connect(host, edge[i])
+            want = b"port=%d\n" % oports[i]
+            got = recv_exact(s, len(want))
+            s.close()
+            assert got == want, f"edge port {edge[i]} (+{i}) via {host} reached {got!r}, expected origin port {oports[i]}"
+    recs = p.events(4 * n, where=lambda r: r.get("Application") == "range", timeout=5)
+    closing = [r for r in recs if r["Event"] != "connect"]
+    assert sorted(r["OriginPort"] for r in closing) == sorted(oports * 2), f"OriginPort values: {closing}"
+
+
+def test_origin_failover_to_next_entry(prism, origins, ports):
+    dead = ports(hosts=("127.0.0.1",))  # nothing listens here: refused
+    echo = origins.echo()
+    eport = ports()
+    p = prism(edge_cfg([app("fo", f"tcp/{eport}", [f"tcp://127.0.0.1:{dead}", echo.addr])]))
+    for i in range(3):
+        s = connect("127.0.0.1", eport)
+        cport = s.getsockname()[1]
+        s.sendall(b"x" * 100)
+        assert recv_exact(s, 100) == b"x" * 100, "no echo after failing over from a refused origin"
+        s.close()
+        _, d = p.conn_events(cport)
+        check_record(d, Status=200, Event="disconnect", OriginPort=echo.port, ClientBytes=100, OriginBytes=100)
+
+
+# ---------------------------------------------------------------------------------
+# PROXY protocol: exact bytes on the origin side
+
+
+def read_pp_header(conn):
+    """Reads exactly one PROXY header (v1 or v2) and nothing after it."""
+    first = recv_exact(conn, 12)
+    if first == PP2_SIG:
+        rest = recv_exact(conn, 4)
+        (length,) = struct.unpack("!H", rest[2:4])
+        return first + rest + recv_exact(conn, length)
+    hdr = bytearray(first)
+    while not hdr.endswith(b"\r\n"):
+        assert len(hdr) < 107, f"v1 line without CRLF in 107 bytes: {bytes(hdr)!r}"
+        hdr += recv_exact(conn, 1)
+    return bytes(hdr)
+
+
+def expected_v1(cip, cport, eip, eport):
+    fam = "TCP6" if ":" in cip else "TCP4"
+    return f"PROXY {fam} {cip} {eip} {cport} {eport}\r\n".encode()
+
+
+def check_v2(hdr, cip, cport, eip, eport):
+    assert hdr[:12] == PP2_SIG, f"bad v2 signature: {hdr[:16].hex()}"
+    assert hdr[12] == 0x21, f"v2 ver/cmd must be 0x21 (v2, PROXY), got {hdr[12]:#x}"
+    (length,) = struct.unpack("!H", hdr[14:16])
+    assert length == len(hdr) - 16
+    if ":" in cip:
+        assert hdr[13] == 0x21, f"v2 fam/transport must be 0x21 (TCP over IPv6), got {hdr[13]:#x}"
+        block = ipaddress.IPv6Address(cip).packed + ipaddress.IPv6Address(eip).packed + struct.pack("!HH", cport, eport)
+    else:
+        assert hdr[13] == 0x11, f"v2 fam/transport must be 0x11 (TCP over IPv4), got {hdr[13]:#x}"
+        block = ipaddress.IPv4Address(cip).packed + ipaddress.IPv4Address(eip).packed + struct.pack("!HH", cport, eport)
+    assert length >= len(block), f"v2 length {length} shorter than the address block"
+    assert hdr[16 : 16 + len(block)] == block, (
+        f"v2 address block: got {hdr[16:16 + len(block)].hex()}, expected {block.hex()} "
+        f"(client {cip}:{cport}, edge {eip}:{eport})"
+    )
+    tlvs = hdr[16 + len(block) :]
+    i = 0
+    while i < len(tlvs):  # every TLV must lie inside the header
+        assert i + 3 <= len(tlvs), f"truncated TLV at offset {i}: {tlvs.hex()}"
+        (tl,) = struct.unpack("!H", tlvs[i + 1 : i + 3])
+        assert i + 3 + tl <= len(tlvs), f"TLV type {tlvs[i]:#x} overruns the header: {tlvs.hex()}"
+        i += 3 + tl
+    assert len(hdr) <= 536, f"v2 header of {len(hdr)} bytes is larger than 536"
+
+
+@pytest.mark.parametrize("pp", ["v1", "v2"])
+@pytest.mark.parametrize("client_ip", ["127.0.0.1", "::1"])
+def test_proxy_header_exact_bytes(prism, origins, ports, pp, client_ip):
+    got = {}
+    done = threading.Event()
+    # The client's own bytes look like a PROXY header: they must reach the origin
+    # verbatim after ours, never be parsed (testing.md 3.a A1).
+    forged = b"PROXY TCP4 6.6.6.6 6.6.6.7 1 2\r\n" + PP2_SIG + b"\x21\x11\x00\x0c" + b"\x06" * 12 + b"hello"
+
+    def origin(conn, peer, server):
+        got["hdr"] = read_pp_header(conn)
+        got["data"] = recv_exact(conn, len(forged))
+        conn.sendall(b"ok")
+        done.set()
+        conn.settimeout(10)
+        while conn.recv(4096):
+            pass
+        conn.close()
+
+    o = origins.scripted(origin)
+    eport = ports()
+    p = prism(edge_cfg([app("pp", f"tcp/{eport}", o.addr, pp=pp)]))
+    s = connect(client_ip, eport)
+    cport = s.getsockname()[1]
+    s.sendall(forged)
+    assert recv_exact(s, 2) == b"ok", "origin did not answer through prism"
+    s.close()
+    assert done.wait(5), "origin never got the header and payload"
+    if pp == "v1":
+        want = expected_v1(client_ip, cport, client_ip, eport)
+        assert got["hdr"] == want, f"v1 header: got {got['hdr']!r}, expected {want!r}"
+    else:
+        check_v2(got["hdr"], client_ip, cport, client_ip, eport)
+    assert got["data"] == forged, f"client bytes after the header were changed: {got['data']!r}"
+    _, d = p.conn_events(cport, client_ip)
+    check_record(d, Status=200, ProxyProtocol=pp, ClientBytes=len(forged), OriginBytes=2, Application="pp")
+
+
+# ---------------------------------------------------------------------------------
+# integrity and half-close
+
+GIB = 1 << 30
+
+
+def test_integrity_1gib_each_way_random_writes(prism, origins, ports):
+    """1 GiB each way at once, random write sizes, SHA-256 compared at both ends."""
+    total = GIB
+    res = {}
+
+    def origin(conn, peer, server):
+        conn.settimeout(60)
+        rx = Thread(recv_stream, conn, name="origin-rx")
+        rx.start()
+        res["origin_sent"] = send_stream(conn, 2002, total)
+        conn.shutdown(socket.SHUT_WR)
+        res["origin_got"] = rx.join_result(90)
+        conn.close()
+
+    o = origins.scripted(origin)
+    eport = ports()
+    p = prism(edge_cfg([app("bulk", f"tcp/{eport}", o.addr)]))
+    s = connect("127.0.0.1", eport, timeout=60)
+    cport = s.getsockname()[1]
+    t0 = time.monotonic()
+    rx = Thread(recv_stream, s, name="client-rx")
+    rx.start()
+    sent = send_stream(s, 1001, total)
+    s.shutdown(socket.SHUT_WR)
+    got = rx.join_result(90)
+    s.close()
+    elapsed = time.monotonic() - t0
+    deadline = time.monotonic() + 20
+    while "origin_got" not in res and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not o.errors, f"origin failed: {o.errors!r}"
+    assert "origin_got" in res, "origin did not finish reading"
+    assert res["origin_got"] == sent, f"client->origin: sent {sent}, origin got {res['origin_got']}"
+    assert got == res["origin_sent"], f"origin->client: sent {res['origin_sent']}, client got {got}"
+    print(f"2 GiB through prism in {elapsed:.1f}s")
+    _, d = p.conn_events(cport, timeout=10)
+    check_record(d, Status=200, Event="disconnect", ClientBytes=total, OriginBytes=total)
+
+
+def test_client_half_close_delivers_everything(prism, origins, ports):
+    n, m = 3 * 1024 * 1024 + 17, 5 * 1024 * 1024 + 3
+    res = {}
+
+    def origin(conn, peer, server):
+        conn.settimeout(20)
+        res["got"] = recv_stream(conn)  # to EOF: the client's FIN passed on
+        res["sent"] = send_stream(conn, 44, m, max_write=64 * 1024)
+        conn.close()
+
+    o = origins.scripted(origin)
+    eport = ports()
+    p = prism(edge_cfg([app("hc", f"tcp/{eport}", o.addr)]))
+    s = connect("127.0.0.1", eport, timeout=20)
+    cport = s.getsockname()[1]
+    sent = send_stream(s, 33, n, max_write=64 * 1024)
+    s.shutdown(socket.SHUT_WR)
+    got = recv_stream(s)
+    s.close()
+    assert not o.errors, f"origin failed: {o.errors!r}"
+    assert res.get("got") == sent, f"origin got {res.get('got')}, client sent {sent}"
+    assert got == res["sent"], f"after its half-close the client got {got}, origin sent {res['sent']}"
+    _, d = p.conn_events(cport)
+    check_record(d, Status=200, Event="disconnect", ClientBytes=n, OriginBytes=m)
+
+
+def test_origin_half_close_delivers_everything(prism, origins, ports):
+    n, m = 2 * 1024 * 1024 + 5, 4 * 1024 * 1024 + 11
+    res = {}
+    done = threading.Event()
+
+    def origin(conn, peer, server):
+        conn.settimeout(20)
+        res["sent"] = send_stream(conn, 66, m, max_write=64 * 1024)
+        conn.shutdown(socket.SHUT_WR)
+        res["got"] = recv_stream(conn)
+        conn.close()
+        done.set()
+
+    o = origins.scripted(origin)
+    eport = ports()
+    p = prism(edge_cfg([app("hco", f"tcp/{eport}", o.addr)]))
+    s = connect("::1", eport, timeout=20)
+    cport = s.getsockname()[1]
+    got = recv_stream(s)  # to EOF: the origin's FIN passed on
+    sent = send_stream(s, 55, n, max_write=64 * 1024)
+    s.shutdown(socket.SHUT_WR)
+    rest, err = recv_until_eof(s)
+    s.close()
+    assert rest == b"" and err is None, f"unexpected {rest[:40]!r} / {err!r} after the origin's FIN"
+    assert done.wait(20), "origin did not finish"
+    assert not o.errors, f"origin failed: {o.errors!r}"
+    assert got == res["sent"], f"client got {got}, origin sent {res['sent']}"
+    assert res["got"] == sent, f"after its half-close the origin got {res['got']}, client sent {sent}"
+    _, d = p.conn_events(cport, "::1")
+    check_record(d, Status=200, Event="disconnect", ClientBytes=n, OriginBytes=m)

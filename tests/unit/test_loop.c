@@ -1,0 +1,179 @@
+/* tests/unit/test_loop.c: src/core/loop.c timers, deferred work and I/O removal. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/bug.h"
+#include "core/loop.h"
+
+struct probe {
+    struct loop_timer t;
+    int fired;
+    int order;
+};
+
+static int g_seq;
+
+static void on_probe(struct loop *loop, struct loop_timer *t)
+{
+    struct probe *p = container_of(t, struct probe, t);
+
+    (void)loop;
+    p->fired++;
+    p->order = ++g_seq;
+}
+
+static void test_timers_fire_in_deadline_order(void **state)
+{
+    struct loop *loop = loop_new();
+    struct probe p[5];
+    const uint64_t delays[5] = {40, 10, 30, 0, 20};
+
+    (void)state;
+    g_seq = 0;
+    for (int i = 0; i < 5; i++) {
+        p[i].fired = 0;
+        loop_timer_init(&p[i].t, on_probe);
+        loop_timer_arm(loop, &p[i].t, delays[i]);
+    }
+    while (g_seq < 5)
+        assert_int_equal(loop_run_once(loop, 100), 0);
+    assert_int_equal(p[3].order, 1);
+    assert_int_equal(p[1].order, 2);
+    assert_int_equal(p[4].order, 3);
+    assert_int_equal(p[2].order, 4);
+    assert_int_equal(p[0].order, 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(p[i].fired, 1);
+        assert_false(loop_timer_is_armed(&p[i].t));
+    }
+    loop_free(loop);
+}
+
+static void test_stopped_and_rearmed_timers(void **state)
+{
+    struct loop *loop = loop_new();
+    struct probe a, b, c;
+
+    (void)state;
+    g_seq = 0;
+    a.fired = b.fired = c.fired = 0;
+    loop_timer_init(&a.t, on_probe);
+    loop_timer_init(&b.t, on_probe);
+    loop_timer_init(&c.t, on_probe);
+    loop_timer_arm(loop, &a.t, 5);
+    loop_timer_arm(loop, &b.t, 10);
+    loop_timer_arm(loop, &c.t, 15);
+    loop_timer_stop(loop, &a.t);
+    loop_timer_stop(loop, &a.t); /* twice is harmless */
+    loop_timer_arm(loop, &c.t, 1);  /* moved earlier */
+    loop_timer_arm(loop, &b.t, 30); /* moved later */
+    while (g_seq < 2)
+        assert_int_equal(loop_run_once(loop, 100), 0);
+    assert_int_equal(a.fired, 0);
+    assert_int_equal(c.order, 1);
+    assert_int_equal(b.order, 2);
+    loop_free(loop);
+}
+
+static void test_many_timers_heap_invariant(void **state)
+{
+    struct loop *loop = loop_new();
+    static struct probe p[1000];
+    uint32_t x = 12345;
+
+    (void)state;
+    g_seq = 0;
+    for (int i = 0; i < 1000; i++) {
+        x = x * 1103515245u + 12345u;
+        p[i].fired = 0;
+        loop_timer_init(&p[i].t, on_probe);
+        loop_timer_arm(loop, &p[i].t, (x >> 16) % 50);
+    }
+    for (int i = 0; i < 1000; i += 3)
+        loop_timer_stop(loop, &p[i].t);
+    while (loop_run_once(loop, 0) == 0 && g_seq < 666) {
+    }
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(p[i].fired, i % 3 == 0 ? 0 : 1);
+    loop_free(loop);
+}
+
+struct dio {
+    struct loop_io io;
+    struct loop_io *other;
+    int calls;
+};
+
+static void on_dio(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct dio *d = container_of(io, struct dio, io);
+
+    (void)events;
+    d->calls++;
+    loop_io_del(loop, d->other); /* the other one is in the same batch */
+}
+
+static void test_io_deleted_mid_batch_never_called(void **state)
+{
+    struct loop *loop = loop_new();
+    struct dio a = {0}, b = {0};
+    int fa = eventfd(1, EFD_NONBLOCK), fb = eventfd(1, EFD_NONBLOCK);
+
+    (void)state;
+    a.other = &b.io;
+    b.other = &a.io;
+    assert_int_equal(loop_io_add(loop, &a.io, fa, EPOLLIN, on_dio), 0);
+    assert_int_equal(loop_io_add(loop, &b.io, fb, EPOLLIN, on_dio), 0);
+    assert_int_equal(loop_run_once(loop, 100), 0);
+    assert_int_equal(a.calls + b.calls, 1); /* whichever ran first removed the other */
+    close(fa);
+    close(fb);
+    loop_free(loop);
+}
+
+struct dd {
+    struct loop_defer d;
+    int runs;
+};
+
+static void on_defer(struct loop *loop, struct loop_defer *d)
+{
+    (void)loop;
+    container_of(d, struct dd, d)->runs++;
+}
+
+static void test_defer_runs_once_per_queueing(void **state)
+{
+    struct loop *loop = loop_new();
+    struct dd x = {0};
+
+    (void)state;
+    loop_defer(loop, &x.d, on_defer);
+    loop_defer(loop, &x.d, on_defer); /* already pending: not queued twice */
+    assert_int_equal(loop_run_once(loop, 1000), 0); /* returns at once: work pending */
+    assert_int_equal(x.runs, 1);
+    loop_defer(loop, &x.d, on_defer);
+    assert_int_equal(loop_run_once(loop, 1000), 0);
+    assert_int_equal(x.runs, 2);
+    loop_free(loop);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_timers_fire_in_deadline_order),
+        cmocka_unit_test(test_stopped_and_rearmed_timers),
+        cmocka_unit_test(test_many_timers_heap_invariant),
+        cmocka_unit_test(test_io_deleted_mid_batch_never_called),
+        cmocka_unit_test(test_defer_runs_once_per_queueing),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
