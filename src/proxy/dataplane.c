@@ -98,6 +98,15 @@ void dataplane_stats(const struct dataplane *dp, struct worker_stats *out)
     }
 }
 
+uint64_t dataplane_events_dropped(const struct dataplane *dp)
+{
+    uint64_t n = 0;
+
+    for (int i = 0; i < dp->n_workers; i++)
+        n += dp->workers[i]->ring->dropped;
+    return n;
+}
+
 void dataplane_stop(struct dataplane *dp, uint32_t drain_ms)
 {
     uint64_t deadline = clock_mono_ms() + drain_ms;

@@ -33,6 +33,9 @@ struct event_ring *dataplane_ring(struct dataplane *dp, int i);
 /* Sums the workers' counters (racy reads of per-worker counters). */
 void dataplane_stats(const struct dataplane *dp, struct worker_stats *out);
 
+/* Event records dropped because a worker's ring was full (racy sum). */
+uint64_t dataplane_events_dropped(const struct dataplane *dp);
+
 /* Stops accepting everywhere and waits until every worker has exited: when its
  * connections have ended, or at <drain_ms> from now at the latest. */
 void dataplane_stop(struct dataplane *dp, uint32_t drain_ms);
