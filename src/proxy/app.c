@@ -61,25 +61,23 @@ static const struct {
 };
 
 /* Every top-level field we know. */
-static const char *const app_fields[] = {
-    "id",
-    "protocol",
-    "dns",
-    "origin_direct",
-    "origin_dns",
-    "origin_port",
-    "proxy_protocol",
-    "spp",
-    "tls",
-    "ip_firewall",
-    "argo_smart_routing",
-    "traffic_type",
-    "edge_ips",
-    "created_on",
-    "modified_on",
-    "origin_worker_id",
-    "virtual_network_id",
-};
+static const char *const app_fields[] = {"id",
+                                         "protocol",
+                                         "dns",
+                                         "origin_direct",
+                                         "origin_dns",
+                                         "origin_port",
+                                         "proxy_protocol",
+                                         "spp",
+                                         "tls",
+                                         "ip_firewall",
+                                         "argo_smart_routing",
+                                         "traffic_type",
+                                         "edge_ips",
+                                         "created_on",
+                                         "modified_on",
+                                         "origin_worker_id",
+                                         "virtual_network_id"};
 
 /* State of one app_from_json() call. */
 struct build {
@@ -288,6 +286,8 @@ int app_parse_protocol(const char *s, enum app_proto *proto, uint16_t *lo, uint1
 {
     const char *usage = "must be tcp/PORT, udp/PORT, a range such as tcp/1000-2000, "
                         "or one of ssh, rdp, minecraft";
+    enum app_proto p;
+    uint16_t l, h;
 
     for (size_t i = 0; i < ARRAY_SIZE(shortcuts); i++) {
         if (strcmp(s, shortcuts[i].name) == 0) {
@@ -297,15 +297,18 @@ int app_parse_protocol(const char *s, enum app_proto *proto, uint16_t *lo, uint1
         }
     }
     if (strncmp(s, "tcp/", 4) == 0)
-        *proto = APP_TCP;
+        p = APP_TCP;
     else if (strncmp(s, "udp/", 4) == 0)
-        *proto = APP_UDP;
+        p = APP_UDP;
     else
         return err_out(err, APP_ERR_PROTOCOL, "protocol", "%s", usage);
-    if (!parse_port_range(s + 4, lo, hi))
+    if (!parse_port_range(s + 4, &l, &h))
         return err_out(err, APP_ERR_PROTOCOL, "protocol",
                        "%s; ports are 1 to 65535 without leading zeros, a range is LOW-HIGH",
                        usage);
+    *proto = p;
+    *lo = l;
+    *hi = h;
     return 0;
 }
 
