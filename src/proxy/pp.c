@@ -16,9 +16,10 @@
  *
  * Families: a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d, so both
  * addresses are un-mapped first and a plain IPv4 client gets TCP4, not TCP6. If the
- * families still differ (an IPv4 client reaching an IPv6 listener through some
- * translation), the IPv4 side is mapped into IPv6, as haproxy's make_proxy_line_v1()
- * does (tag v2.6.0), because one line can carry only one family.
+ * families still differ (one socket never reports that, but a caller may pass a
+ * configured edge address rather than getsockname()'s), the IPv4 side is mapped into
+ * IPv6, as haproxy's make_proxy_line_v1() does (tag v2.6.0): one header carries only
+ * one family.
  *
  * Left out on purpose: the parser (we only send), LOCAL and UNKNOWN headers (health
  * checks are not sent through here yet), UNIX addresses, and TLVs. PP_V2_MAX_LEN
@@ -34,6 +35,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/bug.h"
 #include "net/addr.h"
 
 static const uint8_t v2_signature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
@@ -70,10 +72,11 @@ static int same_family(struct sockaddr_storage *src, struct sockaddr_storage *ds
     if ((src->ss_family != AF_INET && src->ss_family != AF_INET6) ||
         (dst->ss_family != AF_INET && dst->ss_family != AF_INET6))
         return -EINVAL;
-    if (src->ss_family == AF_INET && dst->ss_family == AF_INET6)
+    if (src->ss_family == AF_INET && dst->ss_family == AF_INET6) {
         map_v4(src);
-    else if (src->ss_family == AF_INET6 && dst->ss_family == AF_INET)
+    } else if (src->ss_family == AF_INET6 && dst->ss_family == AF_INET) {
         map_v4(dst);
+    }
     return src->ss_family;
 }
 
@@ -92,14 +95,14 @@ static int encode_v1(int family, const struct sockaddr_storage *src,
     char src_ip[INET6_ADDRSTRLEN], dst_ip[INET6_ADDRSTRLEN];
     int n;
 
-    if (!inet_ntop(family, ip_bytes(src), src_ip, sizeof(src_ip)) ||
-        !inet_ntop(family, ip_bytes(dst), dst_ip, sizeof(dst_ip)))
-        return -EINVAL; /* cannot happen for AF_INET/AF_INET6 with these sizes */
+    /* Both buffers hold any address of either family, and the longest line
+     * (TCP6) is 104 bytes, so none of these can fail; if one did, it is our bug. */
+    BUG_ON(!inet_ntop(family, ip_bytes(src), src_ip, sizeof(src_ip)));
+    BUG_ON(!inet_ntop(family, ip_bytes(dst), dst_ip, sizeof(dst_ip)));
     n = snprintf(line, sizeof(line), "PROXY %s %s %s %u %u\r\n",
                  family == AF_INET ? "TCP4" : "TCP6", src_ip, dst_ip, addr_port(src),
                  addr_port(dst));
-    if (n < 0 || (size_t)n >= sizeof(line))
-        return -EINVAL; /* cannot happen: the longest TCP6 line is 104 bytes */
+    BUG_ON(n < 0 || (size_t)n >= sizeof(line));
     if ((size_t)n > len)
         return -ENOSPC;
     memcpy(buf, line, (size_t)n); /* no NUL: the header is bytes, not a string */

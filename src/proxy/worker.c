@@ -127,20 +127,21 @@ void worker_emit(struct worker *w, const struct event_rec *rec)
 
 /* --- listeners --- */
 
-static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
+/* Accepts up to ACCEPT_BATCH connections; returns how many. */
+static int accept_batch(struct loop *loop, struct loop_io *io)
 {
     struct wlistener *wl = container_of(io, struct wlistener, io);
     struct worker *w = wl->w;
+    int i;
 
-    (void)events;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    for (i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof(peer);
         int fd = accept4(io->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd == -1) {
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-                return;
+                return i;
             w->stats.accept_errors++;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 struct list_node *pos, *tmp;
@@ -157,10 +158,17 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
                 }
                 loop_timer_arm(loop, &w->resume_timer, EMFILE_PAUSE_MS);
             }
-            return;
+            return i;
         }
         tunnel_accept(w, wl, fd, &peer);
     }
+    return i;
+}
+
+static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    (void)events;
+    accept_batch(loop, io);
 }
 
 static int wlistener_register(struct worker *w, struct wlistener *wl)
@@ -170,12 +178,28 @@ static int wlistener_register(struct worker *w, struct wlistener *wl)
     return loop_io_add(w->loop, &wl->io, wl->l->fds[w->index], EPOLLIN, on_accept);
 }
 
+/* Closes this worker's socket of <wl>'s group now. The listener object may live
+ * on for a while (a retired snapshot used by live connections holds it), but it
+ * must stop taking clients at once: a TCP client would wait in a queue nobody
+ * reads, a UDP datagram would vanish. Slot <w->index> is ours alone; the last
+ * snapshot reference (acquire/release) orders this before listener_unref(). */
+static void wlistener_close_fd(struct worker *w, struct wlistener *wl)
+{
+    int fd = wl->l->fds[w->index];
+
+    if (fd >= 0) {
+        wl->l->fds[w->index] = -1;
+        close(fd);
+    }
+}
+
 static void wlistener_remove(struct worker *w, struct wlistener *wl)
 {
     if (wl->l->proto == APP_UDP)
         flow_listener_stop(w, wl);
     else
         loop_io_del(w->loop, &wl->io);
+    wlistener_close_fd(w, wl);
     wl->l->worker_slot[w->index] = NULL;
     list_del(&wl->link);
     free(wl);
@@ -284,10 +308,20 @@ static void start_drain(struct worker *w, uint64_t deadline_ms)
     list_for_each_safe(pos, tmp, &w->listeners)
     {
         struct wlistener *wl = container_of(pos, struct wlistener, link);
-        if (wl->l->proto == APP_UDP)
+        if (wl->l->proto == APP_UDP) {
             flow_listener_stop(w, wl);
-        else
+            wlistener_close_fd(w, wl);
+            continue;
+        }
+        /* Take what the kernel already accepted for us, then stop listening on
+         * our socket of the group, so that new clients are refused at once
+         * instead of waiting in a queue nobody reads. */
+        if (wl->io.is_added) {
+            for (int i = 0; i < 64 && accept_batch(w->loop, &wl->io) == ACCEPT_BATCH; i++) {
+            }
             loop_io_del(w->loop, &wl->io);
+        }
+        wlistener_close_fd(w, wl);
     }
     /* UDP flows have no end of their own: a drain closes them at once. */
     flow_close_all(w);

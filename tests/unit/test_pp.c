@@ -13,7 +13,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <cmocka.h>
 
@@ -51,8 +50,9 @@ static void expect_header(int version, bool is_dgram, const struct sockaddr_stor
     memset(buf, CANARY, sizeof(buf));
     assert_int_equal(pp_encode(version, is_dgram, src, dst, buf, sizeof(buf)), (int)want_len);
     assert_memory_equal(buf, want, want_len);
-    for (i = want_len; i < sizeof(buf); i++)
+    for (i = want_len; i < sizeof(buf); i++) {
         assert_int_equal(buf[i], CANARY);
+    }
 }
 
 static void expect_v1(const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
@@ -73,8 +73,9 @@ static void expect_enospc_below(int version, bool is_dgram, const struct sockadd
     for (len = 0; len < need; len++) {
         memset(buf, CANARY, sizeof(buf));
         assert_int_equal(pp_encode(version, is_dgram, src, dst, buf, len), -ENOSPC);
-        for (i = 0; i < sizeof(buf); i++)
+        for (i = 0; i < sizeof(buf); i++) {
             assert_int_equal(buf[i], CANARY);
+        }
     }
     memset(buf, CANARY, sizeof(buf));
     assert_int_equal(pp_encode(version, is_dgram, src, dst, buf, need), (int)need);
@@ -200,8 +201,9 @@ static void test_v1_dgram_is_einval(void **state)
     memset(buf, CANARY, sizeof(buf));
     assert_int_equal(pp_encode(1, true, &src, &dst, buf, sizeof(buf)), -EINVAL);
     assert_int_equal(pp_encode(1, true, &src, &dst, buf, 0), -EINVAL); /* before -ENOSPC */
-    for (i = 0; i < sizeof(buf); i++)
+    for (i = 0; i < sizeof(buf); i++) {
         assert_int_equal(buf[i], CANARY);
+    }
 }
 
 /* ---- v2 ---- */
@@ -210,8 +212,8 @@ static void test_v1_dgram_is_einval(void **state)
 
 static void test_v2_tcp4(void **state)
 {
-    static const uint8_t want[] = {SIG,  0x21, 0x11, 0x00, 0x0C, 0xC0, 0x00, 0x02, 0x01, 0xC6,
-                                   0x33, 0x64, 0x02, 0xDC, 0x04, 0x01, 0xBB};
+    static const uint8_t want[] = {SIG,  0x21, 0x11, 0x00, 0x0C, 0xC0, 0x00, 0x02, 0x01,
+                                   0xC6, 0x33, 0x64, 0x02, 0xDC, 0x04, 0x01, 0xBB};
     struct sockaddr_storage src = ip("192.0.2.1", 56324), dst = ip("198.51.100.2", 443);
 
     (void)state;
@@ -221,8 +223,8 @@ static void test_v2_tcp4(void **state)
 
 static void test_v2_udp4(void **state)
 {
-    static const uint8_t want[] = {SIG,  0x21, 0x12, 0x00, 0x0C, 0xC0, 0x00, 0x02, 0x01, 0xC6,
-                                   0x33, 0x64, 0x02, 0xDC, 0x04, 0x00, 0x35};
+    static const uint8_t want[] = {SIG,  0x21, 0x12, 0x00, 0x0C, 0xC0, 0x00, 0x02, 0x01,
+                                   0xC6, 0x33, 0x64, 0x02, 0xDC, 0x04, 0x00, 0x35};
     struct sockaddr_storage src = ip("192.0.2.1", 56324), dst = ip("198.51.100.2", 53);
 
     (void)state;
@@ -264,8 +266,8 @@ static void test_v2_udp6(void **state)
 
 static void test_v2_mapped_both_become_inet(void **state)
 {
-    static const uint8_t want[] = {SIG,  0x21, 0x11, 0x00, 0x0C, 0xC0, 0x00, 0x02, 0x01, 0xC6,
-                                   0x33, 0x64, 0x02, 0xDC, 0x04, 0x01, 0xBB};
+    static const uint8_t want[] = {SIG,  0x21, 0x11, 0x00, 0x0C, 0xC0, 0x00, 0x02, 0x01,
+                                   0xC6, 0x33, 0x64, 0x02, 0xDC, 0x04, 0x01, 0xBB};
     struct sockaddr_storage src = ip("::ffff:192.0.2.1", 56324),
                             dst = ip("::ffff:198.51.100.2", 443);
 
@@ -334,8 +336,9 @@ static void test_bad_version_is_einval(void **state)
         assert_int_equal(pp_encode(bad[i], false, &src, &dst, buf, sizeof(buf)), -EINVAL);
         assert_int_equal(pp_encode(bad[i], true, &src, &dst, buf, sizeof(buf)), -EINVAL);
     }
-    for (i = 0; i < sizeof(buf); i++)
+    for (i = 0; i < sizeof(buf); i++) {
         assert_int_equal(buf[i], CANARY);
+    }
 }
 
 static void test_bad_family_is_einval(void **state)
@@ -356,8 +359,9 @@ static void test_bad_family_is_einval(void **state)
         assert_int_equal(pp_encode(v, false, &unix_addr, &good, buf, sizeof(buf)), -EINVAL);
         assert_int_equal(pp_encode(v, false, &good, &unix_addr, buf, sizeof(buf)), -EINVAL);
     }
-    for (i = 0; i < sizeof(buf); i++)
+    for (i = 0; i < sizeof(buf); i++) {
         assert_int_equal(buf[i], CANARY);
+    }
 }
 
 static void test_inputs_not_modified(void **state)

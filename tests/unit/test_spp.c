@@ -133,8 +133,9 @@ static void test_reply_ok_with_payload_and_any_proxy_fields(void **state)
     memcpy(buf + SPP_HEADER_LEN, "hello", 5);
     assert_int_equal(spp_check_reply(buf, sizeof(buf), &c4), SPP_OK);
     /* The proxy address (18..33) and port (36..37) are not checked. */
-    for (i = 18; i < 34; i++)
+    for (i = 18; i < 34; i++) {
         buf[i] = (uint8_t)~buf[i];
+    }
     buf[36] = 0x12;
     buf[37] = 0x34;
     assert_int_equal(spp_check_reply(buf, sizeof(buf), &c4), SPP_OK);
