@@ -9,7 +9,7 @@
 #   make bench      the side-by-side benchmark (bench/run.sh)
 
 CC       ?= cc
-PKGS     := jansson
+PKGS     := jansson sqlite3 libmicrohttpd openssl
 WERROR   ?= 1 # packagers with a newer compiler may pass WERROR=0
 
 WARN_CFLAGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \

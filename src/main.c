@@ -19,12 +19,17 @@
 #include <unistd.h>
 
 #include "analytics/evlog.h"
+#include "api/api.h"
 #include "analytics/metrics.h"
 #include "core/bug.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "dns/responder.h"
+#include "net/addr.h"
 #include "proxy/config.h"
 #include "proxy/dataplane.h"
+#include "proxy/edgepool.h"
+#include "store/store.h"
 
 #ifndef PRISM_VERSION
 #define PRISM_VERSION "0.1.0"
@@ -40,6 +45,7 @@ struct control {
     struct dataplane *dp;
     struct evlog *evlog;
     struct loop_io signal_io;
+    struct loop_io notify_io;    /* a worker's event ring is half full */
     int signal_fd;
     struct loop_timer evlog_timer;
     struct snap_app **file_apps; /* counted: apps from the node configuration file */
@@ -47,7 +53,12 @@ struct control {
     struct snap_app **api_apps;  /* counted: apps created through the API */
     size_t n_api_apps;
     int n_workers;
-    uint64_t ticks; /* evlog timer runs */
+    struct edgepool *pool; /* owned: pool addresses of the running apps; NULL without pools */
+    struct responder *dns; /* owned: answers for app names on dns.listen */
+    uint64_t ticks;        /* evlog timer runs */
+    struct store *store;   /* owned: <data_dir>/prism.db */
+    struct api *api;       /* owned: the REST API on api.listen */
+    char token_from[4200]; /* where the bootstrap API token is: a path or PRISM_API_TOKEN */
     int exit_code;
 };
 
@@ -56,10 +67,16 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: prism serve [--config FILE] [--log-level error|warn|info|debug]\n"
             "       prism check-config FILE\n"
+            "       prism token create --name NAME --permissions LIST [--zones LIST]"
+            " [--config FILE]\n"
             "       prism --help | --version\n"
             "\n"
             "serve         run the proxy; without --config, on the embedded defaults\n"
             "check-config  validate a node configuration file; exit 0 if valid, 2 if not\n"
+            "token create  print a new API token (permissions: zone_read, zone_write,\n"
+            "              zone_settings_write, analytics_read, load_balancing_write,\n"
+            "              firewall_write, logs_write, or all; zones: ids or names);\n"
+            "              safe while serve runs on the same data_dir\n"
             "\n"
             "Signals: SIGHUP re-reads the configuration file; SIGTERM and SIGINT stop\n"
             "accepting, let live connections finish (timeouts.drain_ms), and exit 0;\n"
@@ -85,18 +102,228 @@ static void params_from_config(const struct node_config *cfg, struct snap_params
     p->udp_max_flows = cfg->udp_max_flows;
 }
 
-/* Sets where <sa> listens: its static edge_ips, or the node's shared edge
- * addresses filtered by its connectivity.
- * TODO(#3): addresses from edge.pool_v4 / pool_v6, one set per DNS name. */
-static int assign_edge(struct control *c, struct snap_app *sa, char *err, size_t errlen)
+/* --- edge addresses (DESIGN.md section 3) --- */
+
+/* Checks that every static edge_ips address of <app> is an address of this node. */
+static int check_static_ips(const struct app *app, char *err, size_t errlen)
 {
-    sa->n_edge = app_edge_addrs(sa->app, c->cfg->edge_addrs, c->cfg->n_edge_addrs, sa->edge,
-                                APP_MAX_EDGE_IPS);
+    for (size_t i = 0; i < app->n_edge_ips; i++) {
+        int rc = edgepool_check_bindable(&app->edge_ips[i]);
+        char text[ADDR_STRLEN];
+
+        if (rc == 0)
+            continue;
+        if (addr_format_ip(&app->edge_ips[i], text, sizeof(text)) < 0)
+            snprintf(text, sizeof(text), "?");
+        snprintf(err, errlen,
+                 "app '%s': edge_ips.ips[%zu]: %s cannot be bound on this node (%s); static "
+                 "edge addresses must be local addresses",
+                 app->id, i, text, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* Plans pool addresses for the dynamic apps of <all> into <*next>: NULL when <cfg>
+ * has no pool. With pools, a dynamic app takes only pool addresses: connectivity
+ * "all" one of each configured pool, "ipv4"/"ipv6" that family's pool, which must
+ * exist. Static ips and the shared addresses are never handed out. */
+static int plan_pools(struct control *c, const struct node_config *cfg, struct snap_app *const *all,
+                      size_t n, struct edgepool **next, char *err, size_t errlen)
+{
+    struct edgepool_cidr v4, v6;
+    struct edgepool_req *reqs = NULL;
+    struct sockaddr_storage *reserved = NULL;
+    size_t n_reqs = 0, n_reserved = 0;
+    bool has_v4 = cfg->pool_v4[0] != '\0', has_v6 = cfg->pool_v6[0] != '\0';
+    char why[160];
+    int rc = -ENOMEM;
+
+    *next = NULL;
+    if (!has_v4 && !has_v6)
+        return 0;
+    if ((has_v4 && edgepool_parse_cidr(cfg->pool_v4, AF_INET, &v4, why, sizeof(why)) != 0) ||
+        (has_v6 && edgepool_parse_cidr(cfg->pool_v6, AF_INET6, &v6, why, sizeof(why)) != 0)) {
+        snprintf(err, errlen, "edge pool: %s", why); /* config_parse() checked them */
+        return -EINVAL;
+    }
+    reqs = calloc(n ? n : 1, sizeof(*reqs));
+    reserved = calloc(n * APP_MAX_EDGE_IPS + cfg->n_edge_addrs, sizeof(*reserved));
+    if (!reqs || !reserved) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    memcpy(reserved, cfg->edge_addrs, cfg->n_edge_addrs * sizeof(*reserved));
+    n_reserved = cfg->n_edge_addrs;
+    for (size_t i = 0; i < n; i++) {
+        const struct app *a = all[i]->app;
+        struct edgepool_req *r = &reqs[n_reqs];
+
+        if (a->edge_type == APP_EDGE_STATIC) {
+            memcpy(reserved + n_reserved, a->edge_ips, a->n_edge_ips * sizeof(*reserved));
+            n_reserved += a->n_edge_ips;
+            continue;
+        }
+        r->name = a->dns_name;
+        r->wants_v4 = has_v4 && a->connectivity != APP_CONN_IPV6;
+        r->wants_v6 = has_v6 && a->connectivity != APP_CONN_IPV4;
+        if (!r->wants_v4 && !r->wants_v6) {
+            snprintf(err, errlen,
+                     "app '%s': edge_ips.connectivity: %s addresses come from edge.pool_v%c, "
+                     "which is not configured",
+                     a->id, has_v4 ? "IPv6" : "IPv4", has_v4 ? '6' : '4');
+            rc = -EINVAL;
+            goto out;
+        }
+        n_reqs++;
+    }
+    *next = edgepool_next(c->pool, has_v4 ? &v4 : NULL, has_v6 ? &v6 : NULL, reqs, n_reqs, reserved,
+                          n_reserved, err, errlen);
+    rc = *next ? 0 : -errno;
+out:
+    free(reqs);
+    free(reserved);
+    return rc;
+}
+
+/* Sets where <sa> listens: its static edge_ips (which must be local), its name's
+ * addresses from <pool>, or without pools the node's shared edge addresses
+ * filtered by its connectivity. */
+static int assign_edge(const struct node_config *cfg, const struct edgepool *pool,
+                       struct snap_app *sa, char *err, size_t errlen)
+{
+    const struct app *a = sa->app;
+
+    if (a->edge_type == APP_EDGE_STATIC) {
+        int rc = check_static_ips(a, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    if (pool && a->edge_type == APP_EDGE_DYNAMIC) {
+        struct sockaddr_storage got[2];
+        size_t k = edgepool_lookup(pool, a->dns_name, got, 2);
+
+        sa->n_edge = 0;
+        for (size_t i = 0; i < k; i++) {
+            if ((got[i].ss_family == AF_INET && a->connectivity != APP_CONN_IPV6) ||
+                (got[i].ss_family == AF_INET6 && a->connectivity != APP_CONN_IPV4))
+                sa->edge[sa->n_edge++] = got[i];
+        }
+    } else {
+        sa->n_edge =
+            app_edge_addrs(a, cfg->edge_addrs, cfg->n_edge_addrs, sa->edge, APP_MAX_EDGE_IPS);
+    }
     if (sa->n_edge == 0) {
-        snprintf(err, errlen, "app '%s': no edge address fits its edge_ips", sa->app->id);
+        snprintf(err, errlen, "app '%s': no edge address fits its edge_ips", a->id);
         return -EINVAL;
     }
     return 0;
+}
+
+/* Decides the edge addresses of every app of <all>. On success <*pool> is the pool
+ * map to keep once the apply succeeds (NULL without pools); on failure it is NULL. */
+static int assign_edges(struct control *c, const struct node_config *cfg,
+                        struct snap_app *const *all, size_t n, struct edgepool **pool, char *err,
+                        size_t errlen)
+{
+    int rc = plan_pools(c, cfg, all, n, pool, err, errlen);
+
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = assign_edge(cfg, *pool, all[i], err, errlen);
+    if (rc < 0) {
+        edgepool_free(*pool);
+        *pool = NULL;
+    }
+    return rc;
+}
+
+/* --- DNS responder --- */
+
+/* The running app <i> of file apps then API apps. */
+static const struct snap_app *running_app(const struct control *c, size_t i)
+{
+    return i < c->n_file_apps ? c->file_apps[i] : c->api_apps[i - c->n_file_apps];
+}
+
+/* True when <name> is <zone> (<*is_apex> set) or a name under it. <name> may hold
+ * RFC 4343 escapes: a dot preceded by an odd run of backslashes is in a label. */
+static bool name_in_zone(const char *name, const char *zone, bool *is_apex)
+{
+    size_t n = strlen(name), z = strlen(zone), bs = 0;
+
+    if (n == z && memcmp(name, zone, n) == 0) {
+        *is_apex = true;
+        return true;
+    }
+    if (n <= z + 1 || name[n - z - 1] != '.' || memcmp(name + n - z, zone, z) != 0)
+        return false;
+    while (bs < n - z - 1 && name[n - z - 2 - bs] == '\\')
+        bs++;
+    return bs % 2 == 0;
+}
+
+/* Where <name> stands: inside (or at the apex of) a zone of the API, or of a zone
+ * implied by a running app for apps outside every API zone (file apps may come
+ * without one): an app name's parent domain when it has three labels or more
+ * (ssh.example.com -> example.com), else the name itself. */
+static enum responder_zone dns_zone(void *ctx, const char *name)
+{
+    struct control *c = ctx;
+    enum responder_zone where = RESPONDER_OUTSIDE;
+    size_t n_zones = c->api ? api_zone_count(c->api) : 0, n = c->n_file_apps + c->n_api_apps;
+    bool is_apex = false;
+
+    for (size_t i = 0; i < n_zones && !is_apex; i++) {
+        if (name_in_zone(name, api_zone_name(c->api, i), &is_apex))
+            where = RESPONDER_INSIDE;
+    }
+    for (size_t i = 0; i < n && !is_apex; i++) {
+        const char *zone = running_app(c, i)->app->dns_name, *dot = strchr(zone, '.');
+
+        if (dot && strchr(dot + 1, '.'))
+            zone = dot + 1;
+        if (zone[0] != '\0' && name_in_zone(name, zone, &is_apex))
+            where = RESPONDER_INSIDE;
+    }
+    return is_apex ? RESPONDER_APEX : where;
+}
+
+/* Hands the responder the names and edge addresses of the running apps. */
+static void dns_update(struct control *c)
+{
+    size_t n = c->n_file_apps + c->n_api_apps, k = 0;
+    struct responder_name *names;
+
+    if (!c->dns)
+        return;
+    names = calloc(n ? n : 1, sizeof(*names));
+    for (size_t i = 0; names && i < n; i++) {
+        const struct snap_app *sa = running_app(c, i);
+
+        if (sa->app->dns_name[0] != '\0')
+            names[k++] = (struct responder_name){sa->app->dns_name, sa->edge, sa->n_edge};
+    }
+    if (!names || responder_set_names(c->dns, names, k) != 0)
+        log_warn("dns: out of memory; answering from the previous app names");
+    free(names);
+}
+
+/* Opens the responder on dns.listen. A later change of dns.listen needs a restart. */
+static int dns_start(struct control *c, char *err, size_t errlen)
+{
+    c->dns = responder_new(dns_zone, c);
+    if (!c->dns) {
+        snprintf(err, errlen, "dns: out of memory");
+        return -ENOMEM;
+    }
+    return responder_listen(c->dns, c->loop, &c->cfg->dns_listen, err, errlen);
+}
+
+static void put_apps(struct snap_app **apps, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snap_app_unref(apps[i]);
+    free(apps);
 }
 
 /* Applies file apps <file> plus API apps <api> (both borrowed; each gains a
@@ -108,43 +335,44 @@ static int control_apply(struct control *c, const struct node_config *cfg,
 {
     size_t n = n_file + n_api;
     struct snap_app **all = calloc(n ? n : 1, sizeof(*all));
+    struct snap_app **api_copy = calloc(n_api ? n_api : 1, sizeof(*api_copy));
     struct snap_params params;
+    struct edgepool *pool = NULL;
     int rc;
 
-    if (!all) {
+    if (!all || !api_copy) {
         snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
+        rc = -ENOMEM;
+        goto out;
     }
     memcpy(all, file, n_file * sizeof(*all));
     memcpy(all + n_file, api, n_api * sizeof(*all));
-    for (size_t i = 0; i < n; i++) {
-        rc = assign_edge(c, all[i], err, errlen);
-        if (rc < 0)
-            goto out;
-    }
+    memcpy(api_copy, api, n_api * sizeof(*api_copy));
+    rc = assign_edges(c, cfg, all, n, &pool, err, errlen);
+    if (rc < 0)
+        goto out;
     params_from_config(cfg, &params);
     rc = dataplane_apply(c->dp, all, n, &params, err, errlen);
     if (rc < 0)
         goto out;
+    /* Nothing can fail from here on: the data plane already runs the new set. */
+    edgepool_free(c->pool);
+    c->pool = pool;
+    pool = NULL;
     for (size_t i = 0; i < n; i++)
         snap_app_ref(all[i]);
-    for (size_t i = 0; i < c->n_file_apps; i++)
-        snap_app_unref(c->file_apps[i]);
-    for (size_t i = 0; i < c->n_api_apps; i++)
-        snap_app_unref(c->api_apps[i]);
-    free(c->file_apps);
-    c->file_apps = all; /* the first n_file entries; the array is shared below */
+    put_apps(c->file_apps, c->n_file_apps);
+    put_apps(c->api_apps, c->n_api_apps);
+    c->file_apps = all; /* only the first n_file entries count as file apps */
     c->n_file_apps = n_file;
-    c->api_apps = NULL;
+    c->api_apps = api_copy;
     c->n_api_apps = n_api;
-    c->api_apps = malloc((n_api ? n_api : 1) * sizeof(*c->api_apps));
-    if (c->api_apps)
-        memcpy(c->api_apps, all + n_file, n_api * sizeof(*c->api_apps));
-    else
-        c->n_api_apps = 0; /* cannot happen in practice; the refs leak rather than crash */
+    dns_update(c);
     return 0;
 out:
+    edgepool_free(pool);
     free(all);
+    free(api_copy);
     return rc;
 }
 
@@ -174,13 +402,6 @@ static struct snap_app **take_file_apps(struct node_config *cfg, size_t *n_out)
     return apps;
 }
 
-static void put_apps(struct snap_app **apps, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        snap_app_unref(apps[i]);
-    free(apps);
-}
-
 /* Applies the apps of a freshly loaded <cfg> with the running API apps. */
 static int apply_config(struct control *c, struct node_config *cfg, char *err, size_t errlen)
 {
@@ -194,7 +415,7 @@ static int apply_config(struct control *c, struct node_config *cfg, char *err, s
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    c->cfg = cfg; /* assign_edge() reads the new edge addresses */
+    c->cfg = cfg; /* the new edge addresses and pools */
     rc = control_apply(c, cfg, file, n_file, c->api_apps, c->n_api_apps, err, errlen);
     if (rc < 0)
         c->cfg = prev;
@@ -282,6 +503,17 @@ static void on_evlog_timer(struct loop *loop, struct loop_timer *t)
     loop_timer_arm(loop, t, EVLOG_DRAIN_MS);
 }
 
+static void on_ring_notify(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct control *c = container_of(io, struct control, notify_io);
+    uint64_t v;
+
+    (void)loop;
+    (void)events;
+    (void)!read(io->fd, &v, sizeof(v));
+    drain_events(c);
+}
+
 static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 {
     struct control *c = container_of(io, struct control, signal_io);
@@ -322,10 +554,124 @@ static int worker_count(const struct node_config *cfg)
     return (int)n;
 }
 
+/* --- API --- */
+
+static int api_apply_hook(void *ctx, struct snap_app *const *apps, size_t n, char *err,
+                          size_t errlen)
+{
+    struct control *c = ctx;
+
+    return control_apply(c, c->cfg, c->file_apps, c->n_file_apps, apps, n, err, errlen);
+}
+
+static struct snap_app *const *api_file_apps_hook(void *ctx, size_t *n)
+{
+    struct control *c = ctx;
+
+    *n = c->n_file_apps;
+    return c->file_apps;
+}
+
+static size_t api_metrics_hook(void *ctx, char *buf, size_t len)
+{
+    return control_render_metrics(ctx, buf, len);
+}
+
+/* Opens the store, loads the API's zones and apps (they become c->api_apps, so
+ * the first apply runs them with the file apps), and makes sure the bootstrap
+ * token exists. */
+static int api_setup(struct control *c, char *err, size_t errlen)
+{
+    struct api_hooks hooks = {api_apply_hook, api_file_apps_hook, api_metrics_hook, c};
+    char path[4200];
+    struct snap_app *const *apps;
+    size_t n;
+
+    snprintf(path, sizeof(path), "%s/prism.db", c->cfg->data_dir);
+    c->store = store_open(path, err, errlen);
+    if (!c->store)
+        return -EIO;
+    c->api = api_new(c->store, &hooks, CONFIG_FLAGS, err, errlen);
+    if (!c->api)
+        return -EIO;
+    if (api_bootstrap_token(c->api, getenv("PRISM_API_TOKEN"), c->cfg->data_dir, c->token_from,
+                            sizeof(c->token_from), err, errlen) < 0)
+        return -EIO;
+    apps = api_apps(c->api, &n);
+    c->api_apps = calloc(n ? n : 1, sizeof(*c->api_apps));
+    if (!c->api_apps) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snap_app_ref(apps[i]);
+        c->api_apps[i] = apps[i];
+    }
+    c->n_api_apps = n;
+    return 0;
+}
+
+/* Serves the API on api.listen (after the first apply: /healthz answers 200 only
+ * once every listener is bound). A later change of api.listen needs a restart. */
+static int api_serve(struct control *c, char *err, size_t errlen)
+{
+    return api_listen(c->api, c->loop, &c->cfg->api_listen, err, errlen);
+}
+
+/* prism token create --name NAME --permissions LIST [--zones LIST] [--config FILE] */
+static int token_command(int argc, char **argv)
+{
+    const char *name = NULL, *perms = NULL, *zones = NULL, *config_path = NULL;
+    char err[512], path[4200], token[128];
+    struct node_config *cfg;
+    int rc;
+
+    if (argc < 3 || strcmp(argv[2], "create") != 0) {
+        usage(stderr);
+        return 2;
+    }
+    for (int i = 3; i < argc; i++) {
+        const char **dst = strcmp(argv[i], "--name") == 0          ? &name
+                           : strcmp(argv[i], "--permissions") == 0 ? &perms
+                           : strcmp(argv[i], "--zones") == 0       ? &zones
+                           : strcmp(argv[i], "--config") == 0      ? &config_path
+                                                                   : NULL;
+        if (!dst || i + 1 >= argc) {
+            fprintf(stderr, "prism: token create: bad argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+        *dst = argv[++i];
+    }
+    if (!name || !perms) {
+        fprintf(stderr, "prism: token create needs --name and --permissions\n");
+        return 2;
+    }
+    cfg = load_config(config_path, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "prism: %s\n", err);
+        return 2;
+    }
+    rc = make_data_dir(cfg->data_dir);
+    snprintf(path, sizeof(path), "%s/prism.db", cfg->data_dir);
+    config_free(cfg);
+    if (rc < 0) {
+        fprintf(stderr, "prism: data_dir: %s\n", strerror(-rc));
+        return 1;
+    }
+    rc = api_token_create(path, name, perms, zones, token, sizeof(token), err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "prism: token create: %s\n", err);
+        return rc == -EINVAL ? 2 : 1;
+    }
+    printf("%s\n", token);
+    return 0;
+}
+
 static int serve(const char *config_path)
 {
     struct control c = {.config_path = config_path, .signal_fd = -1, .exit_code = 0};
-    char err[512], path[4200];
+    char err[512], path[4200], where[ADDR_STRLEN];
     sigset_t mask;
     int e;
 
@@ -374,7 +720,21 @@ static int serve(const char *config_path)
         c.exit_code = 1;
         goto out;
     }
-    if (apply_config(&c, c.cfg, err, sizeof(err)) < 0) {
+    if (loop_io_add(c.loop, &c.notify_io, dataplane_notify_fd(c.dp), EPOLLIN, on_ring_notify) <
+        0) {
+        log_error("control loop: %s", strerror(errno));
+        c.exit_code = 1;
+        dataplane_stop(c.dp, 0);
+        goto out;
+    }
+    if (dns_start(&c, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        c.exit_code = 1;
+        dataplane_stop(c.dp, 0);
+        goto out;
+    }
+    if (api_setup(&c, err, sizeof(err)) < 0 || apply_config(&c, c.cfg, err, sizeof(err)) < 0 ||
+        api_serve(&c, err, sizeof(err)) < 0) {
         log_error("%s", err);
         c.exit_code = 1;
         dataplane_stop(c.dp, 0);
@@ -382,8 +742,11 @@ static int serve(const char *config_path)
     }
     loop_timer_init(&c.evlog_timer, on_evlog_timer);
     loop_timer_arm(c.loop, &c.evlog_timer, EVLOG_DRAIN_MS);
-    log_info("ready: %d workers, %zu apps, %zu listeners, events in %s", c.n_workers,
-             dataplane_current(c.dp)->n_apps, dataplane_current(c.dp)->n_bindings, path);
+    addr_format(&c.cfg->api_listen, where, sizeof(where));
+    log_info("ready: %d workers, %zu apps, %zu listeners, events in %s, API on"
+             " http://%s/client/v4 (token from %s)",
+             c.n_workers, dataplane_current(c.dp)->n_apps, dataplane_current(c.dp)->n_bindings,
+             path, where, c.token_from);
 
     e = loop_run(c.loop);
     if (e < 0) {
@@ -398,8 +761,12 @@ static int serve(const char *config_path)
              (unsigned long long)dataplane_events_dropped(c.dp));
 
 out:
+    api_free(c.api);
+    store_close(c.store);
     put_apps(c.file_apps, c.n_file_apps);
     put_apps(c.api_apps, c.n_api_apps);
+    responder_free(c.dns);
+    edgepool_free(c.pool);
     dataplane_free(c.dp);
     evlog_close(c.evlog);
     if (c.signal_fd >= 0)
@@ -449,6 +816,8 @@ int main(int argc, char **argv)
         }
         return check_config(argv[2]);
     }
+    if (strcmp(argv[1], "token") == 0)
+        return token_command(argc, argv);
     if (strcmp(argv[1], "serve") == 0) {
         for (int i = 2; i < argc; i++) {
             if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {

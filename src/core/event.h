@@ -41,8 +41,11 @@ struct event_rec {
     char app_id[65];
 };
 
-/* Power of two. */
-#define EVENT_RING_SIZE 32768u
+/* Power of two. The control thread drains every 50 ms and whenever a ring is
+ * half full (the worker pokes it), so 4,096 records (about 600 KiB, all of it
+ * resident once the ring has cycled) absorb bursts of tens of thousands of
+ * connections per second without drops. */
+#define EVENT_RING_SIZE 4096u
 
 struct event_ring {
     alignas(64) _Atomic uint32_t head; /* next slot the producer writes */
@@ -51,19 +54,25 @@ struct event_ring {
     struct event_rec slots[EVENT_RING_SIZE];
 };
 
+enum event_push {
+    EVENT_PUSHED = 0,   /* queued */
+    EVENT_HALF_FULL,    /* queued, and the ring just reached half full: wake the consumer */
+    EVENT_DROPPED,      /* the ring was full: dropped and counted */
+};
+
 /* Producer side: copies <rec> in, or counts a drop when the ring is full. */
-static inline bool event_ring_push(struct event_ring *r, const struct event_rec *rec)
+static inline enum event_push event_ring_push(struct event_ring *r, const struct event_rec *rec)
 {
     uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
     uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
 
     if (head - tail >= EVENT_RING_SIZE) {
         r->dropped++;
-        return false;
+        return EVENT_DROPPED;
     }
     r->slots[head & (EVENT_RING_SIZE - 1)] = *rec;
     atomic_store_explicit(&r->head, head + 1, memory_order_release);
-    return true;
+    return head + 1 - tail == EVENT_RING_SIZE / 2 ? EVENT_HALF_FULL : EVENT_PUSHED;
 }
 
 /* Consumer side: returns the oldest record or NULL; call event_ring_pop() after use. */

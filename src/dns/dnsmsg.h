@@ -18,8 +18,7 @@
 #define DNSMSG_MAX_ADDRS 32       /* addresses in one answer, both families together */
 /* The longest reply dnsmsg_encode_reply() can write: header, question, every address
  * as AAAA (2-byte name pointer, 10 bytes of fixed fields, 16 of data), and an OPT. */
-#define DNSMSG_REPLY_MAX                                                                           \
-    (DNSMSG_HEADER_LEN + DNSMSG_NAME_WIRE_MAX + 4 + DNSMSG_MAX_ADDRS * 28 + 11)
+#define DNSMSG_REPLY_MAX (DNSMSG_HEADER_LEN + DNSMSG_NAME_WIRE_MAX + 4 + DNSMSG_MAX_ADDRS * 28 + 11)
 
 enum dnsmsg_type {
     DNSMSG_TYPE_A = 1,
@@ -89,9 +88,9 @@ size_t dnsmsg_udp_limit(const struct dnsmsg_query *q);
  * AA as told), the question when <q> has one (uncompressed, as sent), one A or
  * AAAA record per address of the asked type (other types get none: NODATA), and a
  * minimal OPT when the query had one. When the reply would exceed <max_len> or
- * <cap>, the records are left out and TC is set. Returns the length written, or 0
- * when not even that fits (<cap> below DNSMSG_REPLY_MAX never loses records for
- * want of room unless <max_len> is smaller). */
+ * <cap>, the records are left out and TC is set; with <cap> at DNSMSG_REPLY_MAX
+ * only <max_len> can cause that. Returns the length written, or 0 when not even
+ * the header, question and OPT fit. */
 size_t dnsmsg_encode_reply(const struct dnsmsg_query *q, const struct dnsmsg_reply *r,
                            size_t max_len, uint8_t *out, size_t cap);
 

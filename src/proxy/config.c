@@ -15,7 +15,7 @@
  * are syntax errors (JSON_REJECT_DUPLICATES): a second "apps" must not silently
  * replace the first.
  *
- * Keys for features that are not built yet (address pools, GeoIP, etcd) are
+ * Keys for features that are not built yet (GeoIP, etcd) are
  * accepted with their null/default value and refused otherwise, so a file never
  * means more than the node does. Apps are validated by app_from_json() with
  * APP_F_FILE, then checked against each other: unique ids, and no two apps on one
@@ -31,6 +31,7 @@
 
 #include "core/bug.h"
 #include "net/addr.h"
+#include "proxy/edgepool.h"
 
 #define TIMEOUT_MAX_MS 86400000      /* one day */
 #define UDP_MAX_FLOWS_MAX (1u << 24) /* per worker; a flow holds a socket, so fds run out first */
@@ -316,6 +317,27 @@ static int parse_edge_addresses(struct parse *p, const json_t *list, struct node
     return 0;
 }
 
+/* edge.pool_v4 / edge.pool_v6: null, or a prefix of <family> (proxy/edgepool.h). */
+static int parse_pool(struct parse *p, const json_t *edge, const char *key, int family, char *out,
+                      size_t outlen)
+{
+    struct edgepool_cidr cidr;
+    char path[16], why[160], text[64];
+    const char *s = NULL;
+
+    snprintf(path, sizeof(path), "edge.%s", key);
+    if (get_string(p, edge, key, path, true, &s) != 0)
+        return -EINVAL;
+    if (!s)
+        return 0;
+    if (strlen(s) >= outlen)
+        return cfg_fail(p, "%s: is too long for a prefix", path);
+    if (edgepool_parse_cidr(s, family, &cidr, why, sizeof(why)) != 0)
+        return cfg_fail(p, "%s: \"%s\" %s", path, printable(s, text, sizeof(text)), why);
+    snprintf(out, outlen, "%s", s);
+    return 0;
+}
+
 static int parse_edge(struct parse *p, const json_t *root, struct node_config *cfg)
 {
     static const char *const keys[] = {"addresses", "pool_v4", "pool_v6"};
@@ -328,8 +350,8 @@ static int parse_edge(struct parse *p, const json_t *root, struct node_config *c
     list = json_object_get(edge, "addresses");
     if (list && parse_edge_addresses(p, list, cfg) != 0)
         return -EINVAL;
-    if (not_built(p, edge, "pool_v4", "edge.pool_v4", "address pools are") != 0 ||
-        not_built(p, edge, "pool_v6", "edge.pool_v6", "address pools are") != 0)
+    if (parse_pool(p, edge, "pool_v4", AF_INET, cfg->pool_v4, sizeof(cfg->pool_v4)) != 0 ||
+        parse_pool(p, edge, "pool_v6", AF_INET6, cfg->pool_v6, sizeof(cfg->pool_v6)) != 0)
         return -EINVAL;
     return 0;
 }

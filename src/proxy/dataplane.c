@@ -7,12 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 
 struct dataplane {
     int n_workers;
+    int notify_fd; /* owned eventfd, written by workers */
     struct worker *workers[SNAP_MAX_WORKERS];
     struct snapshot *cur; /* counted */
 };
@@ -25,9 +28,15 @@ struct dataplane *dataplane_start(int n_workers, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    dp->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (dp->notify_fd == -1) {
+        snprintf(err, errlen, "eventfd: %s", strerror(errno));
+        free(dp);
+        return NULL;
+    }
     for (int i = 0; i < n_workers; i++) {
         int e;
-        dp->workers[i] = worker_new(i);
+        dp->workers[i] = worker_new(i, dp->notify_fd);
         if (!dp->workers[i]) {
             snprintf(err, errlen, "cannot create worker %d: %s", i, strerror(errno));
             goto fail;
@@ -73,6 +82,11 @@ const struct snapshot *dataplane_current(const struct dataplane *dp)
 int dataplane_n_workers(const struct dataplane *dp)
 {
     return dp->n_workers;
+}
+
+int dataplane_notify_fd(const struct dataplane *dp)
+{
+    return dp->notify_fd;
 }
 
 struct event_ring *dataplane_ring(struct dataplane *dp, int i)
@@ -124,5 +138,6 @@ void dataplane_free(struct dataplane *dp)
     for (int i = 0; i < dp->n_workers; i++)
         worker_free(dp->workers[i]);
     snapshot_unref(dp->cur);
+    close(dp->notify_fd);
     free(dp);
 }

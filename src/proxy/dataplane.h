@@ -29,6 +29,9 @@ int dataplane_apply(struct dataplane *dp, struct snap_app *const *apps, size_t n
 const struct snapshot *dataplane_current(const struct dataplane *dp);
 
 int dataplane_n_workers(const struct dataplane *dp);
+/* An eventfd that becomes readable when a worker's event ring is half full: the
+ * control thread should drain the rings (and read the eventfd to reset it). */
+int dataplane_notify_fd(const struct dataplane *dp);
 struct event_ring *dataplane_ring(struct dataplane *dp, int i);
 /* Sums the workers' counters (racy reads of per-worker counters). */
 void dataplane_stats(const struct dataplane *dp, struct worker_stats *out);

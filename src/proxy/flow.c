@@ -70,6 +70,7 @@ struct flow {
 };
 
 struct udp_state {
+    struct slab_pool flow_pool;  /* struct flow */
     struct flow *buckets[FLOW_HASH_BUCKETS];
     size_t n_flows;
     uint8_t *bufs;               /* FLOW_BATCH x FLOW_DGRAM_MAX */
@@ -98,6 +99,7 @@ int flow_worker_init(struct worker *w)
         free(st);
         return -ENOMEM;
     }
+    slab_pool_init(&st->flow_pool, sizeof(struct flow));
     w->udp_state = st;
     return 0;
 }
@@ -108,6 +110,7 @@ void flow_worker_fini(struct worker *w)
 
     if (!st)
         return;
+    slab_pool_fini(&st->flow_pool);
     free(st->bufs);
     free(st);
     w->udp_state = NULL;
@@ -333,7 +336,7 @@ static struct flow *flow_new(struct worker *w, struct udp_listener *ul, uint32_t
     }
     if (app->n_origins == 0)
         return NULL;
-    f = calloc(1, sizeof(*f));
+    f = slab_alloc(&st->flow_pool);
     if (!f) {
         w->stats.udp_flows_refused++;
         return NULL;
@@ -354,7 +357,7 @@ static struct flow *flow_new(struct worker *w, struct udp_listener *ul, uint32_t
         /* Out of fds, or no route: refuse this client for now, counted. */
         if (fd >= 0)
             close(fd);
-        free(f);
+        slab_free(&st->flow_pool, f);
         w->stats.udp_flows_refused++;
         return NULL;
     }
@@ -478,8 +481,10 @@ static void on_edge_readable(struct loop *loop, struct loop_io *io, uint32_t eve
 
 static void flow_free(struct loop *loop, struct loop_defer *d)
 {
+    struct flow *f = container_of(d, struct flow, defer);
+
     (void)loop;
-    free(container_of(d, struct flow, defer));
+    slab_free(&state(f->w)->flow_pool, f);
 }
 
 static void flow_close(struct flow *f, uint16_t status)

@@ -25,7 +25,8 @@ struct snap_app {
     struct app *app; /* owned */
     /* The addresses this app listens on (ports ignored), decided by the control
      * thread before the snapshot is built: the node's shared edge addresses
-     * filtered by the app's edge_ips, static ips, or addresses from a pool. */
+     * filtered by the app's edge_ips, static ips, or addresses from a pool.
+     * Read and written by the control thread only (workers use the listeners). */
     struct sockaddr_storage edge[APP_MAX_EDGE_IPS];
     size_t n_edge;
 };

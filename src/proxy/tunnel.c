@@ -416,7 +416,12 @@ static void tunnel_free(struct loop *loop, struct loop_defer *d)
     struct tunnel *t = container_of(d, struct tunnel, defer);
 
     (void)loop;
-    free(t);
+    slab_free(&t->w->tunnel_pool, t);
+}
+
+void tunnel_pool_init(struct slab_pool *pool)
+{
+    slab_pool_init(pool, sizeof(struct tunnel));
 }
 
 static void side_close(struct tunnel *t, struct side *s, bool is_reset)
@@ -459,7 +464,7 @@ static void tunnel_close(struct tunnel *t, uint16_t status)
 void tunnel_accept(struct worker *w, struct wlistener *wl, int fd,
                    const struct sockaddr_storage *client)
 {
-    struct tunnel *t = calloc(1, sizeof(*t));
+    struct tunnel *t = slab_alloc(&w->tunnel_pool);
     socklen_t len = sizeof(t->edge_addr);
 
     if (!t) {

@@ -9,6 +9,9 @@
 
 struct tunnel;
 
+/* Sets up <pool> for this worker's tunnels. */
+void tunnel_pool_init(struct slab_pool *pool);
+
 /* Takes the accepted <fd> (closing it on failure too) from <client> on listener
  * <wl>, starts the origin connect, and emits the connect record. */
 void tunnel_accept(struct worker *w, struct wlistener *wl, int fd,

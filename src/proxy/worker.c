@@ -36,13 +36,14 @@ static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events);
 static void on_resume(struct loop *loop, struct loop_timer *t);
 static void on_drain_deadline(struct loop *loop, struct loop_timer *t);
 
-struct worker *worker_new(int index)
+struct worker *worker_new(int index, int notify_fd)
 {
     struct worker *w = calloc(1, sizeof(*w));
 
     if (!w)
         return NULL;
     w->index = index;
+    w->notify_fd = notify_fd;
     w->wake_fd = -1;
     w->ring = calloc(1, sizeof(*w->ring));
     w->loop = loop_new();
@@ -59,6 +60,7 @@ struct worker *worker_new(int index)
     list_init(&w->listeners);
     list_init(&w->tunnels);
     pipe_pool_init(&w->pipes, PIPE_POOL_MAX, PIPE_SIZE_BYTES);
+    tunnel_pool_init(&w->tunnel_pool);
     loop_timer_init(&w->resume_timer, on_resume);
     loop_timer_init(&w->drain_timer, on_drain_deadline);
     if (flow_worker_init(w) < 0)
@@ -103,6 +105,7 @@ void worker_free(struct worker *w)
     if (s)
         snapshot_unref(s);
     pipe_pool_fini(&w->pipes);
+    slab_pool_fini(&w->tunnel_pool);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     loop_free(w->loop);
@@ -122,7 +125,11 @@ void worker_wsnap_put(struct worker *w, struct wsnap *ws)
 
 void worker_emit(struct worker *w, const struct event_rec *rec)
 {
-    event_ring_push(w->ring, rec);
+    if (event_ring_push(w->ring, rec) == EVENT_HALF_FULL) {
+        uint64_t one = 1;
+        /* EAGAIN means the counter is saturated: the control thread is awake. */
+        (void)!write(w->notify_fd, &one, sizeof(one));
+    }
 }
 
 /* --- listeners --- */

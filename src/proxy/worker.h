@@ -16,6 +16,7 @@
 #include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/slab.h"
 #include "net/splice.h"
 #include "proxy/snapshot.h"
 
@@ -57,6 +58,7 @@ struct worker {
     struct loop *loop;
     struct event_ring *ring;        /* owned; the control thread is its consumer */
     int wake_fd;                    /* eventfd: control -> worker */
+    int notify_fd;                  /* borrowed eventfd: worker -> control (ring half full) */
     struct loop_io wake_io;
     _Atomic(struct snapshot *) mailbox; /* next snapshot, one reference; NULL if none */
     _Atomic uint64_t drain_deadline_ms; /* nonzero: stop accepting, exit when idle or then */
@@ -65,6 +67,7 @@ struct worker {
     struct list_node listeners;     /* struct wlistener */
     struct list_node tunnels;       /* struct tunnel, for drain and shutdown */
     struct pipe_pool pipes;
+    struct slab_pool tunnel_pool;   /* struct tunnel (tunnel.c) */
     struct loop_timer resume_timer; /* resumes listeners paused by EMFILE */
     struct loop_timer drain_timer;
     bool is_draining;
@@ -73,8 +76,9 @@ struct worker {
     struct worker_stats stats;      /* written by this worker only; read racily */
 };
 
-/* Creates worker <index> (not started). Returns NULL on failure. */
-struct worker *worker_new(int index);
+/* Creates worker <index> (not started); it pokes eventfd <notify_fd> (borrowed)
+ * when its event ring is half full. Returns NULL on failure. */
+struct worker *worker_new(int index, int notify_fd);
 void worker_free(struct worker *w);
 
 /* Starts the thread. Returns 0 or -errno. */

@@ -14,7 +14,6 @@ Fixtures
 
 import contextlib
 import ctypes
-import errno
 import hashlib
 import itertools
 import json
@@ -533,7 +532,7 @@ def app(app_id, protocol, origin, pp="off", **extra):
 
 
 class Prism:
-    CLOSING = ("disconnect", "originError")
+    CLOSING = ("disconnect", "originError", "clientFiltered")
 
     def __init__(self, procs, workdir, config, netns=None, ports=None):
         self.procs = procs
@@ -547,6 +546,7 @@ class Prism:
         self.lines = []
         self.cond = threading.Condition()
         self.proc = None
+        self.stopped = False  # set once the test sends SIGTERM/SIGINT itself
         self.base = {
             "colo": "TST",
             "data_dir": self.data_dir,
@@ -636,6 +636,8 @@ class Prism:
             return len(self.lines)
 
     def signal(self, sig):
+        if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGKILL):
+            self.stopped = True
         os.kill(self.proc.pid, sig)
 
     def reload(self, config=None, raw=None, settle=0.3):
@@ -654,6 +656,7 @@ class Prism:
     def stop(self, sig=None, timeout=15.0):
         """Sends sig (SIGTERM) and waits; returns the exit code (fails if it does not exit)."""
         sig = sig or signal.SIGTERM
+        self.stopped = True
         if self.proc.poll() is None:
             self.signal(sig)
         try:
@@ -772,14 +775,22 @@ def prism(procs, tmp_path, ports):
         return p
 
     yield make
+    crashed = []
     for p in made:
-        if p.proc is not None and p.proc.poll() is None:
+        if p.proc is None:
+            continue
+        rc = p.proc.poll()
+        if rc is not None and not p.stopped:
+            # nobody asked it to stop: a crash the test's own checks may have missed
+            crashed.append(f"prism (pid {p.proc.pid}) exited on its own with {rc}")
+        if rc is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.proc.wait(5)
-        if p.proc is not None:
-            print(f"---- prism log ({p.log_path}), last lines:\n{p.log_text(60)}")
+        print(f"---- prism log ({p.log_path}), last lines:\n{p.log_text(60)}")
+    if crashed:
+        pytest.fail("; ".join(crashed))
 
 
 def _ns_ports():

@@ -2,7 +2,6 @@
 origin failover, the exact PROXY v1/v2 bytes, 1 GiB integrity each way, and
 half-closes in both directions, each checked against the event log."""
 
-import hashlib
 import ipaddress
 import socket
 import struct
@@ -302,3 +301,85 @@ def test_origin_half_close_delivers_everything(prism, origins, ports):
     assert res["got"] == sent, f"after its half-close the origin got {res['got']}, client sent {sent}"
     _, d = p.conn_events(cport, "::1")
     check_record(d, Status=200, Event="disconnect", ClientBytes=n, OriginBytes=m)
+
+
+# ---------------------------------------------------------------------------------
+# bounded memory and idle timeout
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_backpressure_when_origin_stops_reading(prism, origins, ports):
+    """An origin that never reads: prism must stop reading the client, so what the
+    client can push is bounded by socket buffers, not by prism's memory."""
+    release = threading.Event()
+
+    def origin(conn, peer, server):  # reads nothing until released
+        release.wait(30)
+        conn.settimeout(10)
+        with_data = 0
+        while True:
+            d = conn.recv(1 << 20)
+            if not d:
+                break
+            with_data += len(d)
+        server.drained = with_data
+        conn.close()
+
+    o = origins.scripted(origin)
+    eport = ports()
+    p = prism(edge_cfg([app("bp", f"tcp/{eport}", o.addr)]))
+    rss0 = rss_kib(p.pid)
+    s = connect("127.0.0.1", eport)
+    cport = s.getsockname()[1]
+    s.setblocking(False)
+    chunk = b"b" * 65536
+    pushed = 0
+    idle_since = time.monotonic()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and time.monotonic() - idle_since < 1.0 and pushed < (256 << 20):
+        try:
+            pushed += s.send(chunk)
+            idle_since = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.01)
+    grown = rss_kib(p.pid) - rss0
+    assert pushed < (64 << 20), f"the client pushed {pushed >> 20} MiB into a stalled origin: prism keeps reading"
+    assert grown < 32 * 1024, f"prism's RSS grew by {grown} KiB holding a stalled connection"
+    # everything buffered still arrives once the origin reads again
+    release.set()
+    s.setblocking(True)
+    s.shutdown(socket.SHUT_WR)
+    rest, err = recv_until_eof(s, timeout=15)
+    s.close()
+    assert err is None and rest == b"", f"{rest[:20]!r} {err!r}"
+    _, d = p.conn_events(cport)
+    check_record(d, Status=200, ClientBytes=pushed, OriginBytes=0)
+    assert getattr(o, "drained", None) == pushed, f"origin got {getattr(o, 'drained', None)} of {pushed} bytes"
+
+
+def test_idle_timeout_closes_quiet_connection(prism, origins, ports):
+    echo = origins.echo()
+    eport = ports()
+    p = prism(edge_cfg([app("idle", f"tcp/{eport}", echo.addr)], idle_ms=500))
+    s = connect("127.0.0.1", eport)
+    cport = s.getsockname()[1]
+    for i in range(4):  # activity keeps it open past idle_ms
+        if i:
+            time.sleep(0.2)
+        s.sendall(b"tick")
+        assert recv_exact(s, 4) == b"tick"
+    t0 = time.monotonic()  # the last activity
+    data, err = recv_until_eof(s, timeout=10)  # then silence: prism closes it
+    waited = time.monotonic() - t0
+    s.close()
+    assert data == b"", f"unexpected bytes {data!r}"
+    assert waited >= 0.25, f"closed after {waited:.2f}s of silence, well before idle_ms=500"
+    _, d = p.conn_events(cport)
+    check_record(d, Application="idle", ClientBytes=16, OriginBytes=16)

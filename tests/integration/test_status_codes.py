@@ -3,12 +3,9 @@
 Status and Event). Timeouts and blackholes run inside namespaces the test creates,
 with prism, client and origin all inside: `ip netns exec NS build/prism ...`."""
 
-import errno
 import socket
 import threading
 import time
-
-import pytest
 
 from conftest import app, check_record, connect, recv_exact, recv_until_eof, set_rst_on_close, wait_until
 
@@ -97,6 +94,22 @@ def test_523_origin_unreachable(prism, netns):
     assert data == b"", f"client got bytes: {data!r}"
     _, d = p.conn_events(cport, "127.0.0.1")
     check_record(d, Application="noroute", OriginIP="198.18.77.1", OriginPort=80, Event=ORIGIN_ERROR, Status=523)
+
+
+def test_failover_past_a_blackholed_origin(prism, origins, netns):
+    """Several origin_direct entries: one that times out is skipped for the next."""
+    ns = netns()
+    dead, eport = 17005, 17006
+    ns.iptables("-A", "INPUT", "-p", "tcp", "--dport", str(dead), "-j", "DROP")
+    echo = origins.echo(port=17007, sock_factory=ns.socket)
+    p = prism(cfg([app("fo2", f"tcp/{eport}", [f"tcp://127.0.0.1:{dead}", echo.addr])], connect_ms=300), netns=ns)
+    s = connect("127.0.0.1", eport, sock=ns.socket())
+    cport = s.getsockname()[1]
+    s.sendall(b"after-timeout")
+    assert recv_exact(s, 13) == b"after-timeout", "no echo after failing over from a blackholed origin"
+    s.close()
+    _, d = p.conn_events(cport)
+    check_record(d, Application="fo2", OriginPort=17007, Event=DISCONNECT, Status=200, ClientBytes=13, OriginBytes=13)
 
 
 # ---------------------------------------------------------------------------------

@@ -1,0 +1,989 @@
+#!/usr/bin/env bash
+# bench/run.sh: the side-by-side benchmark of issue #5 (run by `make bench`).
+#
+# Targets, all on 127.0.0.1, all in front of the same origins:
+#   direct          no proxy: the load tools talk to the origins (the physical floor)
+#   prism           build/release/prism serve, in its real configuration (event log on)
+#   haproxy-splice  HAProxy, mode tcp, option splice-request + splice-response
+#   haproxy         HAProxy, mode tcp, no splice
+#   nginx           nginx stream module
+#   socat           socat, one forked process per connection
+# Configurations: "1w" pins the proxy to CPU 0 with one worker (prism workers 1, HAProxy
+# nbthread 1, nginx worker_processes 1) and the load tools and origins to CPU 1; "2w" runs
+# two workers and pins nothing.
+#
+# Each round starts every target afresh, in an order rotated by one each round, so that
+# machine noise (this machine is shared with compiles) hits every target alike, and runs
+# the tests on it: idle (memory per idle connection), pingpong (latency), connrate (new
+# connections/s), bulk1 and bulk8 (iperf3, 1 and 8 streams), udp (echo at a rate ladder).
+# The proxy's CPU time is read from /proc around every test. Then, once, instruction counts
+# per connection and per GiB (perf stat if the CPU counts instructions here, else callgrind).
+#
+# Results: build/bench/results-<timestamp>.jsonl (one JSON object per line), then
+# bench/report.py writes docs/BENCHMARKS.md from them.
+#
+# Knobs (environment):
+#   QUICK=1              smoke run: 1 round per configuration, short tests
+#   ROUNDS=9             rounds of the 1-worker configuration
+#   ROUNDS_2W=3          rounds of the 2-worker configuration
+#   TESTS=idle,pingpong,bulk1,bulk8,connrate,udp   (run in this order on each target)
+#   TARGETS=direct,prism,haproxy-splice,haproxy,nginx,socat
+#   CONFIGS=1w,2w
+#   INSN=auto            auto, perf, callgrind or off
+#   REPORT=1             0: do not run bench/report.py at the end
+#   PRISM_BIN=build/release/prism
+# Every loop is bounded, every process started is stopped by its PID (trap on exit), and
+# the temporary directory is removed.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT_DIR=$ROOT/build/bench
+PY=/usr/bin/python3
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+    ROUNDS=${ROUNDS:-1}
+    ROUNDS_2W=${ROUNDS_2W:-1}
+    BULK_S=1 CONN_S=1 PING_N=2000 PING_WARM=200 UDP_STEP_MS=300 UDP_GRACE_MS=100
+    INSN_CONNS=500 INSN_BYTES=64M
+else
+    ROUNDS=${ROUNDS:-9}
+    ROUNDS_2W=${ROUNDS_2W:-3}
+    BULK_S=3 CONN_S=3 PING_N=10000 PING_WARM=1000 UDP_STEP_MS=400 UDP_GRACE_MS=150
+    INSN_CONNS=5000 INSN_BYTES=512M
+fi
+IDLE_N=${IDLE_N:-5000,9000}
+UDP_RATES=${UDP_RATES:-20000,50000,75000,100000,125000,150000,200000,250000}
+TESTS=${TESTS:-idle,pingpong,bulk1,bulk8,connrate,udp}
+TARGETS=${TARGETS:-direct,prism,haproxy-splice,haproxy,nginx,socat}
+CONFIGS=${CONFIGS:-1w,2w}
+INSN=${INSN:-auto}
+REPORT=${REPORT:-1}
+PRISM_BIN=${PRISM_BIN:-$ROOT/build/release/prism}
+NGINX_STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
+
+ALL_TESTS=(idle pingpong connrate bulk1 bulk8 udp)
+ALL_TARGETS=(direct prism haproxy-splice haproxy nginx socat)
+
+die() {
+    echo "bench: $*" >&2
+    exit 1
+}
+log() { echo "bench: $*" >&2; }
+
+# Checks that every word of the comma list $2 is one of the words after it.
+check_list() {
+    local what=$1 list=$2 w ok a
+    shift 2
+    for w in ${list//,/ }; do
+        ok=0
+        for a in "$@"; do [ "$w" = "$a" ] && ok=1; done
+        [ $ok = 1 ] || die "unknown $what '$w' (known: $*)"
+    done
+}
+check_list test "$TESTS" "${ALL_TESTS[@]}"
+check_list target "$TARGETS" "${ALL_TARGETS[@]}"
+check_list config "$CONFIGS" 1w 2w
+case "$INSN" in auto | perf | callgrind | off) ;; *) die "INSN must be auto, perf, callgrind or off" ;; esac
+
+for tool in haproxy nginx socat iperf3 taskset ss timeout; do
+    command -v "$tool" >/dev/null || die "$tool not found: run scripts/install-deps.sh bench"
+done
+[ -f "$NGINX_STREAM_MODULE" ] || die "$NGINX_STREAM_MODULE missing: install libnginx-mod-stream"
+[ -x "$PY" ] || die "$PY missing (Debian's python3)"
+
+# ---------------------------------------------------------------------------------------
+# Processes and cleanup. STARTED holds the PID of every background process we started.
+
+STARTED=()
+TMP=""
+
+# Prints <root> and all its descendants, one PID per line (root first).
+tree_pids() {
+    ps -eo pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2 }
+        END {
+            inset[root] = 1; print root
+            for (pass = 0; pass < 8; pass++) {
+                grew = 0
+                for (p in parent)
+                    if (!(p in inset) && (parent[p] in inset)) { inset[p] = 1; print p; grew = 1 }
+                if (!grew) break
+            }
+        }'
+}
+
+is_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+
+forget() { # PID: removes it from STARTED
+    local i
+    for i in "${!STARTED[@]}"; do
+        [ "${STARTED[$i]}" = "$1" ] && unset 'STARTED[i]'
+    done
+    return 0
+}
+
+# Stops <pid> and every descendant: SIGTERM, up to <grace> seconds, then SIGKILL.
+stop_tree() {
+    local pid=$1 grace=${2:-5} pids p i alive
+    forget "$pid"
+    # Only a child of this shell: once bash has reaped a process that ended on its own, its
+    # PID may belong to someone else's process.
+    if ! is_alive "$pid" || [ "$(awk '{ sub(/^.*\) /, ""); print $2 }' "/proc/$pid/stat" 2>/dev/null)" != "$$" ]; then
+        wait "$pid" 2>/dev/null || true
+        return 0
+    fi
+    pids=$(tree_pids "$pid")
+    for p in $pids; do kill -TERM "$p" 2>/dev/null || true; done
+    for ((i = 0; i < grace * 20; i++)); do
+        alive=0
+        for p in $pids; do
+            # A zombie child of ours still answers kill -0: reap our own first.
+            if [ "$p" = "$pid" ]; then
+                is_alive "$p" && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ] && alive=1
+            else
+                is_alive "$p" && alive=1
+            fi
+        done
+        [ $alive = 0 ] && break
+        sleep 0.05
+    done
+    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? p
+    trap - EXIT INT TERM
+    for p in "${STARTED[@]}"; do stop_tree "$p" 3; done
+    [ -n "$TMP" ] && rm -rf "$TMP"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# bg NAME CPUS CMD...: starts CMD in the background (pinned to CPUS unless empty), output
+# in $TMP/NAME.out and $TMP/NAME.err; sets BG_PID.
+bg() {
+    local name=$1 cpus=$2
+    shift 2
+    if [ -n "$cpus" ]; then
+        taskset -c "$cpus" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    else
+        "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    fi
+    BG_PID=$!
+    STARTED+=("$BG_PID")
+}
+
+# run_load SECONDS CMD...: runs a load tool in the foreground on the load CPUs, bounded.
+run_load() {
+    local secs=$1
+    shift
+    if [ -n "$LOAD_CPUS" ]; then
+        taskset -c "$LOAD_CPUS" timeout -k 5 "$secs" "$@"
+    else
+        timeout -k 5 "$secs" "$@"
+    fi
+}
+
+# wait_listen PROTO PORT PID SECONDS: waits until something listens on 127.0.0.1:PORT
+# (tcp or udp) while PID (if given) stays alive. Never connects: a probe would count as a
+# client (iperf3 -1 would even exit after it).
+wait_listen() {
+    local proto=$1 port=$2 pid=$3 secs=$4 i flag=-Hltn
+    [ "$proto" = udp ] && flag=-Hlun
+    for ((i = 0; i < secs * 20; i++)); do
+        [ -n "$(ss $flag "sport = :$port" 2>/dev/null)" ] && return 0
+        if [ -n "$pid" ] && ! is_alive "$pid"; then return 1; fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# wait_line FILE REGEX PID SECONDS: waits for a line in FILE while PID stays alive.
+wait_line() {
+    local file=$1 re=$2 pid=$3 secs=$4 i
+    for ((i = 0; i < secs * 20; i++)); do
+        grep -qE "$re" "$file" 2>/dev/null && return 0
+        if [ -n "$pid" ] && ! is_alive "$pid"; then
+            grep -qE "$re" "$file" 2>/dev/null && return 0
+            return 1
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------------------------------
+# Ports. Chosen outside the ephemeral range, so that no client socket of the load tools
+# can take one, and checked free for both TCP and UDP on 127.0.0.1.
+
+free_ports() { # COUNT: prints COUNT free ports
+    "$PY" - "$1" <<'EOF'
+import random, socket, sys
+lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+pool = list(range(10000, lo)) if lo > 12000 else list(range(hi + 1, 65535))
+random.shuffle(pool)
+out = []
+for port in pool:
+    ok = True
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            ok = False
+        finally:
+            s.close()
+    if ok:
+        out.append(port)
+    if len(out) == int(sys.argv[1]):
+        break
+print(" ".join(map(str, out)))
+EOF
+}
+
+# ---------------------------------------------------------------------------------------
+# /proc readings of a target: CPU seconds, memory, kernel socket memory.
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# Prints the CPU seconds used so far by the processes in TARGET_ROOTS and all their
+# descendants, including the children they have reaped (socat forks one per connection).
+cpu_seconds() {
+    local r p ticks=0 t
+    for r in "${TARGET_ROOTS[@]}"; do
+        for p in $(tree_pids "$r"); do
+            t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+            ticks=$((ticks + ${t:-0}))
+        done
+    done
+    awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }'
+}
+
+# Prints "PSS_KB RSS_KB" summed over the target's processes.
+mem_kb() {
+    local r p pss=0 rss=0 a b
+    for r in "${TARGET_ROOTS[@]}"; do
+        for p in $(tree_pids "$r"); do
+            read -r a b < <(awk '/^Pss:/ { p = $2 } /^Rss:/ { r = $2 } END { print p + 0, r + 0 }' \
+                "/proc/$p/smaps_rollup" 2>/dev/null || echo "0 0")
+            pss=$((pss + a))
+            rss=$((rss + b))
+        done
+    done
+    echo "$pss $rss"
+}
+
+# Prints "TCP_MEM_PAGES SUNRECLAIM_KB": kernel socket buffers and unreclaimable slab (which
+# holds the socket structures themselves), machine-wide.
+kernel_mem() {
+    local tcp slab
+    tcp=$(awk '$1 == "TCP:" { for (i = 2; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat)
+    slab=$(awk '$1 == "SUnreclaim:" { print $2 }' /proc/meminfo)
+    echo "${tcp:-0} ${slab:-0}"
+}
+
+now_s() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+fsub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+
+# ---------------------------------------------------------------------------------------
+# Results.
+
+TS=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT_DIR"
+RESULTS=$OUT_DIR/results-$TS.jsonl
+: >"$RESULTS"
+
+# emit TEST STATUS WALL CPU DATA [REASON]: appends one result record.
+emit() {
+    local test=$1 status=$2 wall=$3 cpu=$4 data=$5 reason=${6:-}
+    "$PY" - "$RESULTS" "$CONFIG" "$ROUND" "$ORDER" "$TARGET" "$test" "$status" "$wall" "$cpu" \
+        "$data" "$reason" <<'EOF'
+import json, sys
+(path, config, rnd, order, target, test, status, wall, cpu, data, reason) = sys.argv[1:]
+rec = {"type": "result", "config": config, "round": int(rnd), "order": int(order),
+       "target": target, "test": test, "status": status,
+       "wall_s": float(wall) if wall else None, "proxy_cpu_s": float(cpu) if cpu else None}
+try:
+    rec["data"] = json.loads(data) if data else None
+except ValueError:
+    rec["data"] = None
+    rec["status"] = "failed"
+    reason = (reason + "; " if reason else "") + "unparsable output: " + data[:300]
+if reason:
+    rec["reason"] = reason
+with open(path, "a") as f:
+    f.write(json.dumps(rec, sort_keys=True) + "\n")
+EOF
+    printf '  %-14s %-9s %-7s %s\n' "$TARGET" "$test" "$status" \
+        "$(summary_of "$test" "$data" "$reason")" >&2
+}
+
+# One line per test for the console: the headline number only.
+summary_of() {
+    "$PY" - "$1" "$2" "$3" <<'EOF' 2>/dev/null || true
+import json, sys
+test, data, reason = sys.argv[1:]
+if not data:
+    print(reason); sys.exit()
+d = json.loads(data)
+if test.startswith("bulk"):
+    print("%.2f Gbit/s" % (d["bps"] / 1e9))
+elif test == "connrate":
+    print("%.0f conn/s, connect p99 %d us" % (d["conn_per_s"], d["connect_p99_us"]))
+elif test == "pingpong":
+    print("p50 %.1f us, p99 %.1f us" % (d["rtt_p50_us"], d["rtt_p99_us"]))
+elif test == "idle":
+    for s in d["stages"]:
+        print("N=%d: PSS +%.0f B/conn" % (s["n"], (s["pss_kb"] - d["before"]["pss_kb"]) * 1024 / s["n"]), end="  ")
+    print()
+elif test == "udp":
+    print("sustained %.0f dgram/s" % d["sustained_rate"])
+EOF
+}
+
+record_config() { # NAME FILE: keeps a copy of a generated configuration (first one only)
+    [ -f "$CONF_DIR/$1" ] || cp "$2" "$CONF_DIR/$1"
+}
+
+# ---------------------------------------------------------------------------------------
+# Build the load tools.
+
+build_tools() {
+    local t cflags="-std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Wshadow -Wformat=2 -Wvla"
+    for t in echo_origin connrate pingpong idleconns udpload; do
+        if [ ! -x "$OUT_DIR/$t" ] || [ "bench/$t.c" -nt "$OUT_DIR/$t" ] ||
+            [ bench/bench.h -nt "$OUT_DIR/$t" ]; then
+            ${CC:-cc} $cflags -o "$OUT_DIR/$t" "bench/$t.c"
+        fi
+    done
+}
+
+# ---------------------------------------------------------------------------------------
+# Origins: one echo server (TCP and UDP) and, per bulk test, a one-off iperf3 server.
+
+ORIGIN_PID=""
+start_origins() {
+    read -r ECHO_PORT IPERF_PORT < <(free_ports 2)
+    bg echo_origin "$LOAD_CPUS" "$OUT_DIR/echo_origin" -t "$ECHO_PORT" -u "$ECHO_PORT" -T 7200
+    ORIGIN_PID=$BG_PID
+    wait_listen tcp "$ECHO_PORT" "$ORIGIN_PID" 10 || die "echo origin did not start"
+}
+
+ensure_origins() {
+    if ! is_alive "$ORIGIN_PID"; then
+        log "echo origin died; restarting it"
+        start_origins
+    fi
+}
+
+stop_origins() {
+    [ -n "$ORIGIN_PID" ] && stop_tree "$ORIGIN_PID" 3
+    ORIGIN_PID=""
+}
+
+# ---------------------------------------------------------------------------------------
+# Targets. start_target sets TARGET_ROOTS (the PIDs whose trees make up the proxy),
+# PORT_ECHO, PORT_BULK and PORT_UDP (empty when the target does no UDP), or returns 1
+# with START_ERR set.
+
+TARGET_ROOTS=()
+write_haproxy_cfg() { # FILE SPLICE(0/1)
+    local splice=""
+    [ "$2" = 1 ] && splice=$'    option splice-request\n    option splice-response'
+    cat >"$1" <<EOF
+# HAProxy $(haproxy -v | head -1 | awk '{print $3}'), mode tcp$([ "$2" = 1 ] && echo ", forced splice")
+global
+    nbthread $WORKERS
+    maxconn 9500
+    maxpipes 250
+    # HAProxy needs 2 fds per connection and 2 per pipe: 2 x 9500 + 2 x 250 + a few
+    # fits the 20,000 open-file limit of this machine (maxpipes defaults to maxconn/4).
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10m
+    timeout server 10m
+$splice
+
+frontend fe_echo
+    bind 127.0.0.1:$PORT_ECHO
+    default_backend be_echo
+
+backend be_echo
+    server echo 127.0.0.1:$ECHO_PORT
+
+frontend fe_bulk
+    bind 127.0.0.1:$PORT_BULK
+    default_backend be_bulk
+
+backend be_bulk
+    server iperf 127.0.0.1:$IPERF_PORT
+EOF
+}
+
+write_nginx_cfg() { # FILE
+    cat >"$1" <<EOF
+# nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), stream module
+load_module $NGINX_STREAM_MODULE;
+worker_processes $WORKERS;
+worker_rlimit_nofile 20000;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+
+events {
+    worker_connections 19500;
+}
+
+stream {
+    server {
+        listen 127.0.0.1:$PORT_ECHO reuseport backlog=4096;
+        proxy_pass 127.0.0.1:$ECHO_PORT;
+        proxy_timeout 10m;
+    }
+    server {
+        listen 127.0.0.1:$PORT_BULK reuseport backlog=4096;
+        proxy_pass 127.0.0.1:$IPERF_PORT;
+        proxy_timeout 10m;
+    }
+    server {
+        listen 127.0.0.1:$PORT_UDP udp reuseport;
+        proxy_pass 127.0.0.1:$ECHO_PORT;
+        proxy_timeout 10s;
+    }
+}
+EOF
+}
+
+write_prism_cfg() { # FILE WITH_UDP(0/1)
+    local udp_app="" api dns
+    read -r api dns < <(free_ports 2)
+    if [ "$2" = 1 ]; then
+        udp_app=",
+    {\"id\": \"bench-udp\", \"protocol\": \"udp/$PORT_UDP\",
+     \"dns\": {\"type\": \"CNAME\", \"name\": \"udp.example.com\"},
+     \"origin_direct\": [\"udp://127.0.0.1:$ECHO_PORT\"]}"
+    fi
+    mkdir -p "$TMP/prism-data"
+    cat >"$1" <<EOF
+{
+  "workers": $WORKERS,
+  "data_dir": "$TMP/prism-data",
+  "api": {"listen": "127.0.0.1:$api"},
+  "dns": {"listen": "127.0.0.1:$dns"},
+  "edge": {"addresses": ["127.0.0.1"]},
+  "apps": [
+    {"id": "bench-tcp", "protocol": "tcp/$PORT_ECHO",
+     "dns": {"type": "CNAME", "name": "bench.example.com"},
+     "origin_direct": ["tcp://127.0.0.1:$ECHO_PORT"]},
+    {"id": "bench-bulk", "protocol": "tcp/$PORT_BULK",
+     "dns": {"type": "CNAME", "name": "bulk.example.com"},
+     "origin_direct": ["tcp://127.0.0.1:$IPERF_PORT"]}$udp_app
+  ]
+}
+EOF
+}
+
+# The command that runs a target in the foreground: TARGET_CMD (+ TARGET_CMD2, TARGET_CMD3
+# for socat, which needs one process per port). $1 = wrapper words (valgrind) or empty.
+START_ERR=""
+start_target() {
+    local t=$1 wrap=${2:-} cfg pid ok with_udp
+    TARGET_ROOTS=()
+    START_ERR=""
+    if [ "$t" = direct ]; then
+        PORT_ECHO=$ECHO_PORT PORT_BULK=$IPERF_PORT PORT_UDP=$ECHO_PORT
+        return 0
+    fi
+    read -r PORT_ECHO PORT_BULK PORT_UDP < <(free_ports 3)
+    case "$t" in
+    prism)
+        if [ ! -x "$PRISM_BIN" ]; then
+            START_ERR="$PRISM_BIN not built"
+            return 1
+        fi
+        # UDP comes later in prism: if the file with the UDP app is refused, retry without
+        # it, and the UDP test reports prism as missing.
+        for with_udp in 1 0; do
+            cfg=$TMP/prism-$CONFIG.json
+            write_prism_cfg "$cfg" $with_udp
+            rm -rf "$TMP/prism-data" && mkdir -p "$TMP/prism-data"
+            bg prism "$PROXY_CPUS" $wrap "$PRISM_BIN" serve --config "$cfg"
+            pid=$BG_PID
+            ok=0
+            if wait_line "$TMP/prism.err" 'ready' "$pid" "$START_WAIT" &&
+                wait_listen tcp "$PORT_ECHO" "$pid" 5 && wait_listen tcp "$PORT_BULK" "$pid" 5; then
+                ok=1
+                [ $with_udp = 1 ] && ! wait_listen udp "$PORT_UDP" "$pid" 2 && ok=0
+            fi
+            if [ $ok = 1 ]; then
+                TARGET_ROOTS=("$pid")
+                [ $with_udp = 0 ] && PORT_UDP=""
+                record_config "prism-$CONFIG.json" "$cfg"
+                return 0
+            fi
+            START_ERR="prism did not become ready: $(tail -c 300 "$TMP/prism.err" | tr '\n' ' ')"
+            stop_tree "$pid" 3
+        done
+        return 1
+        ;;
+    haproxy | haproxy-splice)
+        cfg=$TMP/$t-$CONFIG.cfg
+        write_haproxy_cfg "$cfg" "$([ "$t" = haproxy-splice ] && echo 1 || echo 0)"
+        PORT_UDP="" # HAProxy 2.6 proxies no UDP
+        haproxy -c -q -f "$cfg" >"$TMP/$t.check" 2>&1 || {
+            START_ERR="config refused: $(head -c 300 "$TMP/$t.check")"
+            return 1
+        }
+        bg "$t" "$PROXY_CPUS" $wrap haproxy -db -f "$cfg"
+        pid=$BG_PID
+        ;;
+    nginx)
+        cfg=$TMP/nginx-$CONFIG.conf
+        write_nginx_cfg "$cfg"
+        if [ -n "$wrap" ]; then # one process under valgrind: no master
+            sed -i "s/^worker_processes .*/worker_processes 1;\nmaster_process off;/" "$cfg"
+        fi
+        rm -f "$TMP/nginx.pid"
+        bg nginx "$PROXY_CPUS" $wrap nginx -c "$cfg" -p "$TMP" -g 'daemon off;'
+        pid=$BG_PID
+        ;;
+    socat)
+        bg socat-echo "$PROXY_CPUS" $wrap socat \
+            "TCP4-LISTEN:$PORT_ECHO,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay" \
+            "TCP4:127.0.0.1:$ECHO_PORT,nodelay"
+        TARGET_ROOTS+=("$BG_PID")
+        bg socat-bulk "$PROXY_CPUS" $wrap socat \
+            "TCP4-LISTEN:$PORT_BULK,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay" \
+            "TCP4:127.0.0.1:$IPERF_PORT,nodelay"
+        TARGET_ROOTS+=("$BG_PID")
+        bg socat-udp "$PROXY_CPUS" $wrap socat -T 10 \
+            "UDP4-LISTEN:$PORT_UDP,bind=127.0.0.1,reuseaddr,fork" "UDP4:127.0.0.1:$ECHO_PORT"
+        TARGET_ROOTS+=("$BG_PID")
+        cat >"$TMP/socat-$CONFIG.sh" <<EOF
+# socat $(socat -V 2>/dev/null | awk '/socat version/ {print $3}'): one process per port, fork per connection (per client address for UDP)
+socat TCP4-LISTEN:$PORT_ECHO,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay TCP4:127.0.0.1:$ECHO_PORT,nodelay
+socat TCP4-LISTEN:$PORT_BULK,bind=127.0.0.1,reuseaddr,fork,backlog=4096,nodelay TCP4:127.0.0.1:$IPERF_PORT,nodelay
+socat -T 10 UDP4-LISTEN:$PORT_UDP,bind=127.0.0.1,reuseaddr,fork UDP4:127.0.0.1:$ECHO_PORT
+EOF
+        record_config "socat-$CONFIG.sh" "$TMP/socat-$CONFIG.sh"
+        if wait_listen tcp "$PORT_ECHO" "${TARGET_ROOTS[0]}" "$START_WAIT" &&
+            wait_listen tcp "$PORT_BULK" "${TARGET_ROOTS[1]}" "$START_WAIT" &&
+            wait_listen udp "$PORT_UDP" "${TARGET_ROOTS[2]}" "$START_WAIT"; then
+            return 0
+        fi
+        START_ERR="socat did not listen: $(cat "$TMP"/socat-*.err | head -c 300)"
+        stop_target
+        return 1
+        ;;
+    esac
+    # haproxy and nginx: ready once every port listens.
+    record_config "$(basename "$cfg")" "$cfg"
+    if wait_listen tcp "$PORT_ECHO" "$pid" "$START_WAIT" && wait_listen tcp "$PORT_BULK" "$pid" 5 &&
+        { [ -z "$PORT_UDP" ] || wait_listen udp "$PORT_UDP" "$pid" 5; }; then
+        TARGET_ROOTS=("$pid")
+        return 0
+    fi
+    START_ERR="$t did not listen: $(tail -c 300 "$TMP/$t.err" 2>/dev/null | tr '\n' ' ')"
+    stop_tree "$pid" 3
+    return 1
+}
+
+stop_target() {
+    local r
+    for r in "${TARGET_ROOTS[@]}"; do stop_tree "$r" "$STOP_GRACE"; done
+    TARGET_ROOTS=()
+}
+
+# ---------------------------------------------------------------------------------------
+# Tests. Each emits one record. CPU is read around the load tool only.
+
+proxy_cpu() { [ ${#TARGET_ROOTS[@]} -gt 0 ] && cpu_seconds || echo ""; }
+
+# Waits (at most 5 s) until the proxy is idle: no CPU tick over 100 ms, and no more
+# children than it had at start (socat keeps a process per closing connection for 0.5 s).
+# Without this, the tail of one test (closing thousands of connections) runs into the next.
+quiesce() {
+    local i a b kids r
+    [ ${#TARGET_ROOTS[@]} -gt 0 ] || return 0
+    a=$(cpu_seconds)
+    for ((i = 0; i < 50; i++)); do
+        sleep 0.1
+        b=$(cpu_seconds)
+        kids=0
+        for r in "${TARGET_ROOTS[@]}"; do kids=$((kids + $(tree_pids "$r" | wc -l) - 1)); done
+        [ "$TARGET" = nginx ] && kids=$((kids - WORKERS))
+        if awk -v a="$a" -v b="$b" 'BEGIN { exit !(b - a < 0.015) }' && [ "$kids" -le 0 ]; then
+            return 0
+        fi
+        a=$b
+    done
+    log "  $TARGET still busy after 5 s; going on"
+}
+
+test_pingpong() {
+    local c0 c1 t0 t1 out
+    c0=$(proxy_cpu) t0=$(now_s)
+    if out=$(run_load 60 "$OUT_DIR/pingpong" -c "127.0.0.1:$PORT_ECHO" -n "$PING_N" -w "$PING_WARM" 2>"$TMP/load.err"); then
+        t1=$(now_s) c1=$(proxy_cpu)
+        emit pingpong ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
+    else
+        emit pingpong failed "" "" "" "$(head -c 300 "$TMP/load.err")"
+    fi
+}
+
+test_connrate() {
+    local c0 c1 t0 t1 out
+    c0=$(proxy_cpu) t0=$(now_s)
+    if out=$(run_load $((CONN_S + 30)) "$OUT_DIR/connrate" -c "127.0.0.1:$PORT_ECHO" -d "$CONN_S" -k 64 -s 64 2>"$TMP/load.err"); then
+        t1=$(now_s) c1=$(proxy_cpu)
+        emit connrate ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
+    else
+        emit connrate failed "" "" "" "$(head -c 300 "$TMP/load.err")"
+    fi
+}
+
+# Prints the compact JSON of an iperf3 -J client report on stdin.
+iperf_summary() {
+    "$PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+if d.get("error"):
+    sys.exit("iperf3: " + d["error"])
+r, s = d["end"]["sum_received"], d["end"]["sum_sent"]
+print(json.dumps({"bps": r["bits_per_second"], "bytes": r["bytes"], "seconds": r["seconds"],
+                  "retransmits": s.get("retransmits"), "streams": d["start"]["test_start"]["num_streams"]}))'
+}
+
+test_bulk() { # TEST STREAMS
+    local test=$1 streams=$2 srv c0 c1 t0 t1 out
+    bg iperf3-server "$LOAD_CPUS" timeout -k 2 $((BULK_S + 40)) iperf3 -s -1 -p "$IPERF_PORT"
+    srv=$BG_PID
+    if ! wait_listen tcp "$IPERF_PORT" "$srv" 10; then
+        emit "$test" failed "" "" "" "iperf3 server did not start: $(head -c 200 "$TMP/iperf3-server.err")"
+        stop_tree "$srv" 2
+        return
+    fi
+    c0=$(proxy_cpu) t0=$(now_s)
+    if run_load $((BULK_S + 30)) iperf3 -c 127.0.0.1 -p "$PORT_BULK" -t "$BULK_S" -P "$streams" -J \
+        >"$TMP/iperf.json" 2>"$TMP/load.err" && out=$(iperf_summary <"$TMP/iperf.json" 2>"$TMP/load.err"); then
+        t1=$(now_s) c1=$(proxy_cpu)
+        emit "$test" ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
+    else
+        emit "$test" failed "" "" "" "$(head -c 300 "$TMP/load.err") $(head -c 200 "$TMP/iperf.json")"
+    fi
+    stop_tree "$srv" 3
+}
+
+test_udp() {
+    local c0 c1 t0 t1 out
+    if [ -z "$PORT_UDP" ]; then
+        if [ "$TARGET" = prism ]; then
+            emit udp missing "" "" "" "prism refused the UDP app (UDP not built yet)"
+        else
+            emit udp n/a "" "" "" "HAProxy 2.6 does not proxy UDP"
+        fi
+        return
+    fi
+    c0=$(proxy_cpu) t0=$(now_s)
+    if out=$(run_load 120 "$OUT_DIR/udpload" -c "127.0.0.1:$PORT_UDP" -r "$UDP_RATES" \
+        -d "$UDP_STEP_MS" -g "$UDP_GRACE_MS" -p 64 -s 64 2>"$TMP/load.err"); then
+        t1=$(now_s) c1=$(proxy_cpu)
+        emit udp ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
+    else
+        emit udp failed "" "" "" "$(head -c 300 "$TMP/load.err")"
+    fi
+}
+
+# Memory per idle connection: opens IDLE_N connections in stages, samples the proxy's PSS
+# and RSS and the kernel's socket memory at each stage.
+test_idle() {
+    local pid before stages="" n pss rss tcp slab out i ok=1 last
+    if [ "$TARGET" = socat ]; then
+        emit idle n/a "" "" "" "socat forks a process per connection"
+        return
+    fi
+    read -r pss rss < <(mem_kb)
+    read -r tcp slab < <(kernel_mem)
+    before="{\"pss_kb\":$pss,\"rss_kb\":$rss,\"tcp_mem_pages\":$tcp,\"sunreclaim_kb\":$slab}"
+    bg idleconns "$LOAD_CPUS" "$OUT_DIR/idleconns" -c "127.0.0.1:$PORT_ECHO" -n "$IDLE_N" -k 256 -T 60
+    pid=$BG_PID
+    for n in ${IDLE_N//,/ }; do
+        if ! wait_line "$TMP/idleconns.out" "^established $n\$" "$pid" 90; then
+            ok=0
+            break
+        fi
+        sleep 0.5 # let the proxy finish its side of the last handshakes
+        read -r pss rss < <(mem_kb)
+        read -r tcp slab < <(kernel_mem)
+        stages="$stages${stages:+,}{\"n\":$n,\"pss_kb\":$pss,\"rss_kb\":$rss,\"tcp_mem_pages\":$tcp,\"sunreclaim_kb\":$slab}"
+        kill -USR1 "$pid" 2>/dev/null || true
+    done
+    # After the last stage idleconns prints its summary and exits; bounded wait.
+    for ((i = 0; i < 100; i++)); do is_alive "$pid" || break; sleep 0.05; done
+    stop_tree "$pid" 3
+    last=$(grep '^{' "$TMP/idleconns.out" | tail -1)
+    if [ $ok = 1 ]; then
+        emit idle ok "" "" "{\"before\":$before,\"stages\":[$stages],\"tool\":${last:-null}}"
+    else
+        emit idle failed "" "" "" "idleconns: $(head -c 300 "$TMP/idleconns.err") $(tail -3 "$TMP/idleconns.out" | tr '\n' ' ')"
+    fi
+}
+
+run_target() {
+    local t0 test
+    TARGET=$1
+    ensure_origins
+    t0=$(now_s)
+    if ! start_target "$TARGET"; then
+        emit start missing "" "" "" "$START_ERR"
+        return
+    fi
+    for test in ${TESTS//,/ }; do
+        quiesce
+        case "$test" in
+        idle) test_idle ;;
+        pingpong) test_pingpong ;;
+        connrate) test_connrate ;;
+        bulk1) test_bulk bulk1 1 ;;
+        bulk8) test_bulk bulk8 8 ;;
+        udp) test_udp ;;
+        esac
+        if [ ${#TARGET_ROOTS[@]} -gt 0 ] && ! is_alive "${TARGET_ROOTS[0]}"; then
+            log "$TARGET died during $test; the rest of its tests are skipped this round"
+            emit died failed "" "" "" "exited during $test: $(tail -c 300 "$TMP"/*.err 2>/dev/null | tr '\n' ' ' | tail -c 300)"
+            break
+        fi
+    done
+    stop_target
+    log "  ($TARGET took $(elapsed "$t0" "$(now_s)") s)"
+}
+
+# ---------------------------------------------------------------------------------------
+# Instruction counts: per proxied connection and per GiB, once per target (1 worker).
+
+insn_method() {
+    local out
+    case "$INSN" in
+    off) echo off ;;
+    perf | callgrind) echo "$INSN" ;;
+    auto)
+        out=$(perf stat -x, -e instructions true 2>&1 >/dev/null || true)
+        if command -v perf >/dev/null && [[ "$out" =~ ^[0-9]+,,instructions ]]; then
+            echo perf
+        elif command -v valgrind >/dev/null; then
+            echo callgrind
+        else
+            echo off
+        fi
+        ;;
+    esac
+}
+
+# Runs one workload (base, conns or bulk) against the started target; prints nothing.
+insn_workload() {
+    case "$1" in
+    base) sleep 0.5 ;;
+    conns) run_load 300 "$OUT_DIR/connrate" -c "127.0.0.1:$PORT_ECHO" -n "$INSN_CONNS" -k 64 -s 64 >"$TMP/insn-load.out" 2>&1 || true ;;
+    bulk)
+        local srv
+        bg iperf3-server "$LOAD_CPUS" timeout -k 2 300 iperf3 -s -1 -p "$IPERF_PORT"
+        srv=$BG_PID
+        wait_listen tcp "$IPERF_PORT" "$srv" 10 || true
+        run_load 300 iperf3 -c 127.0.0.1 -p "$PORT_BULK" -n "$INSN_BYTES" -J >"$TMP/insn-iperf.json" 2>&1 || true
+        stop_tree "$srv" 3
+        ;;
+    esac
+}
+
+# callgrind: each workload in its own run of the target under valgrind; the base run
+# (start, ready, stop) is subtracted. Counts user-space instructions only. Sets INSN_COUNT
+# (empty if the target did not run). Not run in a $(...) subshell: the trap must see every
+# process started.
+insn_callgrind_one() { # WORKLOAD
+    INSN_COUNT=""
+    rm -f "$TMP"/cg.out.*
+    START_WAIT=120 STOP_GRACE=60
+    if start_target "$TARGET" "valgrind --tool=callgrind --callgrind-out-file=$TMP/cg.out.%p --dump-instr=no --trace-children=no"; then
+        insn_workload "$1"
+        stop_target
+        INSN_COUNT=$(cat "$TMP"/cg.out.* 2>/dev/null |
+            awk '/^(summary|totals):/ && !seen[FILENAME]++ { s += $2; n++ } END { if (n) print s }')
+    else
+        log "  $TARGET under callgrind: $START_ERR"
+    fi
+    START_WAIT=$START_WAIT_NORMAL STOP_GRACE=10
+}
+
+# perf: the target runs normally (pinned); perf stat counts its instructions, user and
+# kernel, from just before the workload to just after. Sets INSN_COUNT.
+insn_perf_one() { # WORKLOAD
+    local pids perf_pid i
+    INSN_COUNT=""
+    start_target "$TARGET" || return 0
+    pids=$(for r in "${TARGET_ROOTS[@]}"; do tree_pids "$r"; done | paste -sd,)
+    bg perf "" perf stat -x, -e instructions -p "$pids" -o "$TMP/perf.out"
+    perf_pid=$BG_PID
+    sleep 0.3
+    insn_workload "$1"
+    kill -INT "$perf_pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        is_alive "$perf_pid" || break
+        sleep 0.05
+    done
+    stop_tree "$perf_pid" 2
+    stop_target
+    INSN_COUNT=$(awk -F, '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ { print $1; exit }' "$TMP/perf.out" 2>/dev/null)
+}
+
+run_insn() {
+    local method base conns bulk bytes conns_out
+    method=$(insn_method)
+    log "instruction counts: $method"
+    [ "$method" = off ] && return 0
+    CONFIG=1w WORKERS=1 PROXY_CPUS=0 LOAD_CPUS=1 ROUND=0 ORDER=0
+    start_origins
+    for TARGET in ${TARGETS//,/ }; do
+        case "$TARGET" in direct | socat) continue ;; esac
+        base=0 conns="" bulk="" bytes=null
+        rm -f "$TMP/insn-load.out" "$TMP/insn-iperf.json"
+        if [ "$method" = callgrind ]; then
+            insn_callgrind_one base
+            base=$INSN_COUNT
+            [ -n "$base" ] && insn_callgrind_one conns
+        else
+            insn_perf_one conns
+        fi
+        conns=$INSN_COUNT
+        conns_out=$(grep '^{' "$TMP/insn-load.out" 2>/dev/null | tail -1 || true)
+        if [ -n "$conns" ]; then
+            if [ "$method" = callgrind ]; then insn_callgrind_one bulk; else insn_perf_one bulk; fi
+            bulk=$INSN_COUNT
+        fi
+        if [ -f "$TMP/insn-iperf.json" ]; then
+            bytes=$(iperf_summary <"$TMP/insn-iperf.json" 2>/dev/null || echo null)
+        fi
+        if [ -z "$base" ] || [ -z "$conns" ] || [ -z "$bulk" ]; then
+            emit insn missing "" "" "" "$TARGET did not run under $method: $START_ERR"
+            continue
+        fi
+        emit insn ok "" "" "{\"method\":\"$method\",\"base\":$base,\"conns_run\":$conns,\"bulk_run\":$bulk,\"connrate\":${conns_out:-null},\"iperf\":$bytes,\"conns_asked\":$INSN_CONNS}"
+    done
+    stop_origins
+}
+
+# ---------------------------------------------------------------------------------------
+# Machine, versions and the run itself.
+
+write_meta() {
+    "$PY" - "$RESULTS" "$TS" "$QUICK" "$ROUNDS" "$ROUNDS_2W" "$TESTS" "$TARGETS" "$CONFIGS" \
+        "$PRISM_BIN" "$BULK_S" "$CONN_S" "$PING_N" "$UDP_STEP_MS" "$UDP_RATES" "$IDLE_N" \
+        "$INSN_CONNS" "$INSN_BYTES" <<'EOF'
+import json, os, platform, subprocess, sys
+(path, ts, quick, rounds, rounds2, tests, targets, configs, prism, bulk_s, conn_s, ping_n,
+ udp_step, udp_rates, idle_n, insn_conns, insn_bytes) = sys.argv[1:]
+def run(cmd):
+    try:
+        p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20)
+        return (p.stdout + p.stderr).strip().splitlines()[0] if (p.stdout + p.stderr).strip() else ""
+    except Exception as e:
+        return "unavailable (%s)" % e
+model = ""
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"):
+        model = line.split(":", 1)[1].strip(); break
+meta = {
+    "type": "meta", "timestamp": ts, "quick": quick == "1",
+    "rounds": {"1w": int(rounds), "2w": int(rounds2)}, "tests": tests.split(","),
+    "targets": targets.split(","), "configs": configs.split(","),
+    "params": {"bulk_seconds": float(bulk_s), "connrate_seconds": float(conn_s),
+               "connrate_in_flight": 64, "message_bytes": 64, "pingpong_round_trips": int(ping_n),
+               "udp_step_ms": int(udp_step), "udp_rates": [int(r) for r in udp_rates.split(",")],
+               "udp_ports": 64, "idle_n": [int(n) for n in idle_n.split(",")],
+               "insn_conns": int(insn_conns), "insn_bytes": insn_bytes},
+    "machine": {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+                "mem_total": run("awk '/MemTotal/ {print $2 \" kB\"}' /proc/meminfo"),
+                "nofile_limit": run("sh -c 'ulimit -n'"),
+                "ip_local_port_range": run("cat /proc/sys/net/ipv4/ip_local_port_range"),
+                "tcp_tw_reuse": run("cat /proc/sys/net/ipv4/tcp_tw_reuse"),
+                "loadavg_start": open("/proc/loadavg").read().strip()},
+    "versions": {"prism": run("git rev-parse --short HEAD 2>/dev/null") + " (git HEAD; " +
+                          run("git status --porcelain 2>/dev/null | wc -l") + " paths modified)",
+                 "haproxy": run("haproxy -v"), "nginx": run("nginx -v"),
+                 "socat": run("socat -V | grep 'socat version'"), "iperf3": run("iperf3 --version"),
+                 "valgrind": run("valgrind --version"), "perf": run("perf --version"),
+                 "cc": run("${CC:-cc} --version"), "os": run(". /etc/os-release && echo $PRETTY_NAME")},
+}
+with open(path, "a") as f:
+    f.write(json.dumps(meta, sort_keys=True) + "\n")
+EOF
+}
+
+# Appends the generated configurations to the results, and the load average at the end.
+write_tail() {
+    "$PY" - "$RESULTS" "$CONF_DIR" <<'EOF'
+import json, os, sys
+path, conf_dir = sys.argv[1:]
+with open(path, "a") as f:
+    for name in sorted(os.listdir(conf_dir)):
+        f.write(json.dumps({"type": "config", "name": name,
+                            "text": open(os.path.join(conf_dir, name)).read()}) + "\n")
+    f.write(json.dumps({"type": "end", "loadavg_end": open("/proc/loadavg").read().strip()}) + "\n")
+EOF
+}
+
+run_config() { # CONFIG ROUNDS
+    local r i n targets=()
+    CONFIG=$1
+    if [ "$CONFIG" = 1w ]; then
+        WORKERS=1 PROXY_CPUS=0 LOAD_CPUS=1
+    else
+        WORKERS=2 PROXY_CPUS="" LOAD_CPUS=""
+    fi
+    read -r -a targets <<<"${TARGETS//,/ }"
+    n=${#targets[@]}
+    start_origins
+    for ((r = 1; r <= $2; r++)); do
+        ROUND=$r
+        log "== $CONFIG round $r/$2 ($(cut -d' ' -f1-3 /proc/loadavg) load)"
+        printf '{"type":"round","config":"%s","round":%d,"loadavg":"%s"}\n' "$CONFIG" "$r" \
+            "$(cat /proc/loadavg)" >>"$RESULTS"
+        for ((i = 0; i < n; i++)); do
+            ORDER=$i
+            run_target "${targets[$(((i + r - 1) % n))]}"
+        done
+    done
+    stop_origins
+}
+
+main() {
+    local cfg t0
+    TMP=$(mktemp -d /tmp/prism-bench.XXXXXX)
+    CONF_DIR=$TMP/configs # copies of the generated configurations, for the results
+    mkdir -p "$CONF_DIR"
+    t0=$(now_s)
+    START_WAIT_NORMAL=15
+    START_WAIT=$START_WAIT_NORMAL
+    STOP_GRACE=10
+    build_tools
+    write_meta
+    log "results: $RESULTS"
+    for cfg in ${CONFIGS//,/ }; do
+        if [ "$cfg" = 1w ]; then run_config 1w "$ROUNDS"; else run_config 2w "$ROUNDS_2W"; fi
+    done
+    run_insn
+    write_tail
+    log "done in $(elapsed "$t0" "$(now_s)") s: $RESULTS"
+    if [ "$REPORT" = 1 ]; then
+        "$PY" bench/report.py "$RESULTS" docs/BENCHMARKS.md
+        log "wrote docs/BENCHMARKS.md"
+    fi
+}
+
+main "$@"
