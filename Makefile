@@ -78,8 +78,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libprism.a
 release:
 	$(MAKE) VARIANT=release all
 
+# Runs every binary even when one fails, then fails if any did.
 unit-test: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@failed=""; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "unit tests failed:$$failed"; exit 1; fi
 
 test: unit-test
 

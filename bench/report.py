@@ -492,7 +492,10 @@ def write(res, path_out, results_path):
                "datagrams from %s source ports at %s datagrams/s, %s ms a step). The origins are "
                "`bench/echo_origin.c` (epoll echo, TCP and UDP) and `iperf3 -s`. The proxy's CPU "
                "time (utime+stime of its processes and reaped children, from `/proc/PID/stat`) "
-               "is read around each test; *per busy proxy core* divides the work done by it." % (
+               "is read around each test; *per busy proxy core* divides the work done by it. "
+               "On loopback the kernel runs much of a TCP receive in the sender's context, so "
+               "the CPU charged to a proxy is its own syscalls and what its sends deliver; that "
+               "rule is the same for every target, and splicing proxies gain the most from it." % (
                    " and ".join(map(str, p.get("idle_n", []))), p.get("pingpong_round_trips"),
                    fmt(p.get("bulk_seconds")), fmt(p.get("connrate_seconds")), p.get("udp_ports"),
                    ", ".join("{:,}".format(r) for r in p.get("udp_rates", [])), p.get("udp_step_ms")))

@@ -199,6 +199,7 @@ static int assign_edge(const struct node_config *cfg, const struct edgepool *poo
         if (rc < 0)
             return rc;
     }
+    sa->is_freebind = pool && a->edge_type == APP_EDGE_DYNAMIC;
     if (pool && a->edge_type == APP_EDGE_DYNAMIC) {
         struct sockaddr_storage got[2];
         size_t k = edgepool_lookup(pool, a->dns_name, got, 2);

@@ -40,7 +40,7 @@ int sock_set_tcp_opts(int fd, const struct sock_tcp_opts *opts)
     return err;
 }
 
-int sock_listen(const struct sockaddr_storage *addr, bool is_udp, int backlog,
+int sock_listen(const struct sockaddr_storage *addr, bool is_udp, bool is_freebind, int backlog,
                 const struct sock_tcp_opts *opts)
 {
     int type = (is_udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
@@ -53,6 +53,8 @@ int sock_listen(const struct sockaddr_storage *addr, bool is_udp, int backlog,
         (err = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
         goto fail;
     if (addr->ss_family == AF_INET6 && (err = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1)) < 0)
+        goto fail;
+    if (is_freebind && (err = set_int(fd, IPPROTO_IP, IP_FREEBIND, 1)) < 0)
         goto fail;
     if (is_udp) {
         if (addr->ss_family == AF_INET6)

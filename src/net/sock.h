@@ -15,8 +15,11 @@ struct sock_tcp_opts {
  * for TCP the options of <opts> set on the listener so accepted sockets inherit
  * them (Linux copies TCP_NODELAY, keepalive and TCP_USER_TIMEOUT at accept).
  * For UDP, IP_PKTINFO / IPV6_RECVPKTINFO are enabled so replies can leave from the
- * address a datagram arrived on. Returns the fd or a negative errno. */
-int sock_listen(const struct sockaddr_storage *addr, bool is_udp, int backlog,
+ * address a datagram arrived on. With <is_freebind>, IP_FREEBIND lets it bind an
+ * address that is routed to this node but not assigned to an interface (edge pool
+ * addresses, e.g. an IPv6 prefix routed "local" to lo); Linux honours IP_FREEBIND
+ * on IPv6 sockets too. Returns the fd or a negative errno. */
+int sock_listen(const struct sockaddr_storage *addr, bool is_udp, bool is_freebind, int backlog,
                 const struct sock_tcp_opts *opts);
 
 /* Sets TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT. */

@@ -462,6 +462,8 @@ static int check_app(struct parse *p, const struct node_config *cfg, const struc
         if (strcmp(cfg->apps[k]->id, a->id) == 0)
             return cfg_fail(p, "app '%s': id: apps[%zu] has the same id", a->id, k);
     }
+    if (a->edge_type == APP_EDGE_DYNAMIC && (cfg->pool_v4[0] || cfg->pool_v6[0]))
+        return 0; /* its addresses come from the pools, decided when applied */
     if (app_edge_addrs(a, cfg->edge_addrs, cfg->n_edge_addrs, addrs, ARRAY_SIZE(addrs)) == 0)
         return cfg_fail(p,
                         "app '%s': edge_ips.connectivity: none of edge.addresses is %s, so the "
@@ -477,6 +479,10 @@ static int check_conflicts(struct parse *p, const struct node_config *cfg)
     struct app_error e = {0};
     size_t lo = 2, hi = cfg->n_apps;
 
+    /* With pools, dynamic apps' addresses are known only when applied (one per DNS
+     * name); snapshot_build() refuses the overlaps that remain. */
+    if (cfg->pool_v4[0] || cfg->pool_v6[0])
+        return 0;
     if (app_check_conflicts(cfg->apps, cfg->n_apps, cfg->edge_addrs, cfg->n_edge_addrs, &e) == 0)
         return 0;
     while (lo < hi) {

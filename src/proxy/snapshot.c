@@ -58,7 +58,8 @@ static void listener_unref(struct listener *l)
 }
 
 static struct listener *listener_open(enum app_proto proto, const struct sockaddr_storage *addr,
-                                      int n_workers, const struct snap_params *p, int *err)
+                                      bool is_freebind, int n_workers,
+                                      const struct snap_params *p, int *err)
 {
     struct sock_tcp_opts opts = {.user_timeout_ms = p->user_timeout_ms};
     struct listener *l = calloc(1, sizeof(*l));
@@ -74,7 +75,7 @@ static struct listener *listener_open(enum app_proto proto, const struct sockadd
     for (int i = 0; i < n_workers; i++)
         l->fds[i] = -1;
     for (int i = 0; i < n_workers; i++) {
-        l->fds[i] = sock_listen(addr, proto == APP_UDP, LISTEN_BACKLOG, &opts);
+        l->fds[i] = sock_listen(addr, proto == APP_UDP, is_freebind, LISTEN_BACKLOG, &opts);
         if (l->fds[i] < 0) {
             *err = l->fds[i];
             l->fds[i] = -1;
@@ -224,7 +225,8 @@ struct snapshot *snapshot_build(const struct snapshot *prev, struct snap_app *co
                 if (l) {
                     atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
                 } else {
-                    l = listener_open(a->proto, &addr, n_workers, params, &e);
+                    l = listener_open(a->proto, &addr, apps[i]->is_freebind, n_workers, params,
+                                      &e);
                     if (!l) {
                         char text[ADDR_STRLEN];
                         addr_format(&addr, text, sizeof(text));

@@ -29,6 +29,7 @@ struct snap_app {
      * Read and written by the control thread only (workers use the listeners). */
     struct sockaddr_storage edge[APP_MAX_EDGE_IPS];
     size_t n_edge;
+    bool is_freebind; /* edge[] came from a pool: bind with IP_FREEBIND */
 };
 
 /* One transport/address/port, with one SO_REUSEPORT socket per worker. */

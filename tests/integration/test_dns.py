@@ -220,6 +220,15 @@ def test_dns_pool_full_refused(origins, ports, tmp_path):
     assert "edge.pool_v4 127.10.0.0/30 is full: 2 usable addresses" in err, err
 
 
+def test_dns_pool_family_missing_refused(origins, ports, tmp_path):
+    """With pools, a dynamic app takes only pool addresses: asking for a family
+    without a pool is an error, not a silent fall back to the shared addresses."""
+    o = origins.echo()
+    v6 = named("v6", ports(), o.addr, "v6.example.com", edge_ips={"type": "dynamic", "connectivity": "ipv6"})
+    err = serve_fails(tmp_path, ports, {"edge": {"pool_v4": "127.10.0.0/16"}, "apps": [v6]})
+    assert "app 'v6': edge_ips.connectivity: IPv6 addresses come from edge.pool_v6, which is not configured" in err, err
+
+
 def test_pool_config_validation(tmp_path):
     cases = [
         ({"pool_v4": "127.10.0.1/16"}, 'edge.pool_v4: "127.10.0.1/16" has host bits set: the network is 127.10.0.0/16'),
@@ -286,11 +295,6 @@ def test_dns_raw_messages(prism, origins, ports):
     assert p.stop(signal.SIGTERM) == 0
 
 
-@pytest.mark.xfail(
-    reason="config.c check_conflicts() still checks pool apps against the shared edge "
-    "addresses; see the DNS/pools report for the two-line change",
-    strict=False,
-)
 def test_dns_pool_names_share_a_port(prism, origins, ports):
     """With a pool, each name has its own address, so apps of different names may
     use the same port (the point of per-name addresses)."""

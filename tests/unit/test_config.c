@@ -116,8 +116,8 @@ static struct bad_config bad_configs[] = {
     {"edge_address_duplicate", "{'edge':{'addresses':['::1','::1']}}", 0, "edge.addresses[1]: "},
     {"edge_address_under_wildcard", "{'edge':{'addresses':['0.0.0.0','127.0.0.1']}}", 0,
      "edge.addresses[1]: "},
-    {"pool_v4_not_built", "{'edge':{'pool_v4':'127.10.0.0/16'}}", 0,
-     "edge.pool_v4: address pools are not built yet"},
+    {"pool_v4_host_bits", "{'edge':{'pool_v4':'127.10.0.1/16'}}", 0,
+     "edge.pool_v4: \"127.10.0.1/16\" has host bits set"},
     {"pool_v6_number", "{'edge':{'pool_v6':6}}", 0, "edge.pool_v6: must be a string or null"},
     /* timeouts */
     {"timeouts_not_object", "{'timeouts':[]}", 0, "timeouts: must be an object"},

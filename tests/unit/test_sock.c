@@ -33,7 +33,7 @@ static void accept_pair(const char *ip, int *lfd, int *cfd, int *sfd)
     struct pollfd p;
 
     assert_int_equal(addr_parse_ip(ip, &a), 0);
-    *lfd = sock_listen(&a, false, 16, &o);
+    *lfd = sock_listen(&a, false, false, 16, &o);
     assert_true(*lfd >= 0);
     assert_int_equal(getsockname(*lfd, (struct sockaddr *)&a, &len), 0);
     *cfd = socket(a.ss_family, SOCK_STREAM, 0);
@@ -70,7 +70,7 @@ static void test_v6_listener_is_v6only_and_reuseport(void **state)
 
     (void)state;
     assert_int_equal(addr_parse_ip("::1", &a), 0);
-    fd = sock_listen(&a, true, 0, NULL);
+    fd = sock_listen(&a, true, false, 0, NULL);
     assert_true(fd >= 0);
     assert_int_equal(getint(fd, IPPROTO_IPV6, IPV6_V6ONLY), 1);
     assert_int_equal(getint(fd, SOL_SOCKET, SO_REUSEPORT), 1);
@@ -84,7 +84,7 @@ static void test_listen_on_foreign_address_fails_cleanly(void **state)
     (void)state;
     assert_int_equal(addr_parse_ip("192.0.2.1", &a), 0); /* TEST-NET-1: not ours */
     addr_set_port(&a, 7);
-    assert_int_equal(sock_listen(&a, false, 16, NULL), -EADDRNOTAVAIL);
+    assert_int_equal(sock_listen(&a, false, false, 16, NULL), -EADDRNOTAVAIL);
 }
 
 int main(void)
