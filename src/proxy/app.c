@@ -737,7 +737,7 @@ static int parse_pp(struct build *b)
         a->pp = (enum app_pp)i;
     }
     if (spp) {
-        bool is_on;
+        bool is_on = false;
         if (want_bool(b, spp, "spp", &is_on) != 0)
             return -EINVAL;
         if (is_on && (a->pp == APP_PP_V1 || a->pp == APP_PP_V2))

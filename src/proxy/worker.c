@@ -46,8 +46,9 @@ struct worker *worker_new(int index, int notify_fd)
     w->notify_fd = notify_fd;
     w->wake_fd = -1;
     w->ring = calloc(1, sizeof(*w->ring));
+    w->scratch = malloc(WORKER_SCRATCH_BYTES);
     w->loop = loop_new();
-    if (!w->ring || !w->loop)
+    if (!w->ring || !w->scratch || !w->loop)
         goto fail;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd == -1)
@@ -109,6 +110,7 @@ void worker_free(struct worker *w)
     if (w->wake_fd >= 0)
         close(w->wake_fd);
     loop_free(w->loop);
+    free(w->scratch);
     free(w->ring);
     free(w);
 }

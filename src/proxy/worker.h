@@ -20,6 +20,8 @@
 #include "net/splice.h"
 #include "proxy/snapshot.h"
 
+#define WORKER_SCRATCH_BYTES (16 * 1024)
+
 /* A snapshot as one worker uses it: the worker's own count of live connections
  * accepted under it, so the hot path never touches a shared counter. */
 struct wsnap {
@@ -68,6 +70,7 @@ struct worker {
     struct list_node tunnels;       /* struct tunnel, for drain and shutdown */
     struct pipe_pool pipes;
     struct slab_pool tunnel_pool;   /* struct tunnel (tunnel.c) */
+    uint8_t *scratch;               /* WORKER_SCRATCH_BYTES: tunnel.c's short-exchange buffer */
     struct loop_timer resume_timer; /* resumes listeners paused by EMFILE */
     struct loop_timer drain_timer;
     bool is_draining;

@@ -303,6 +303,59 @@ def test_origin_half_close_delivers_everything(prism, origins, ports):
     check_record(d, Status=200, Event="disconnect", ClientBytes=n, OriginBytes=m)
 
 
+def test_short_exchanges_and_bulk_switches(prism, origins, ports):
+    """Messages around the 16 KiB copy buffer: short ones take the recv/send path,
+    full ones switch the direction to splice and back. Every round trip must come
+    back whole and in order."""
+    echo = origins.echo()
+    eport = ports()
+    p = prism(edge_cfg([app("pingpong", f"tcp/{eport}", echo.addr)]))
+    s = connect("127.0.0.1", eport, timeout=10)
+    cport = s.getsockname()[1]
+    sizes = [1, 64, 1000, 16383, 16384, 16385, 40000, 64, 1, 200000, 7, 16384 * 3, 2]
+    total = 0
+    for rnd in range(20):
+        for i, size in enumerate(sizes):
+            msg = bytes([(rnd * 31 + i + k) & 0xFF for k in range(min(size, 256))]) * (size // 256 + 1)
+            msg = msg[:size]
+            s.sendall(msg)
+            assert recv_exact(s, size) == msg, f"round {rnd}: a {size}-byte message came back changed"
+            total += size
+    s.shutdown(socket.SHUT_WR)
+    rest, err = recv_until_eof(s)
+    s.close()
+    assert rest == b"" and err is None, f"after the exchanges: {rest[:40]!r} / {err!r}"
+    _, d = p.conn_events(cport)
+    check_record(d, Status=200, Event="disconnect", ClientBytes=total, OriginBytes=total)
+
+
+def test_data_and_fin_together_are_both_passed_on(prism, origins, ports):
+    """A short request followed at once by the client's FIN often arrives in one
+    wakeup: the short read must not hide the EOF behind it."""
+    res = []
+    lock = threading.Lock()
+
+    def origin(conn, peer, server):
+        conn.settimeout(10)
+        got, _ = recv_stream(conn)  # to EOF
+        conn.sendall(b"%d\n" % got)
+        conn.close()
+        with lock:
+            res.append(got)
+
+    o = origins.scripted(origin)
+    eport = ports()
+    prism(edge_cfg([app("fin", f"tcp/{eport}", o.addr)]))
+    for i in range(200):
+        s = connect("127.0.0.1", eport, timeout=10)
+        s.sendall(b"x" * (1 + i % 90))
+        s.shutdown(socket.SHUT_WR)
+        answer, err = recv_until_eof(s)
+        s.close()
+        assert err is None and answer == b"%d\n" % (1 + i % 90), f"connection {i}: got {answer!r} / {err!r}"
+    assert not o.errors, f"origin failed: {o.errors!r}"
+
+
 # ---------------------------------------------------------------------------------
 # bounded memory and idle timeout
 
