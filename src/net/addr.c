@@ -167,6 +167,11 @@ bool addr_ip_equal(const struct sockaddr_storage *a, const struct sockaddr_stora
     return false;
 }
 
+bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    return addr_ip_equal(a, b) && addr_port(a) == addr_port(b);
+}
+
 bool addr_is_any(const struct sockaddr_storage *a)
 {
     if (a->ss_family == AF_INET)

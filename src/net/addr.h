@@ -35,6 +35,9 @@ socklen_t addr_len(const struct sockaddr_storage *a);
 /* True when both have the same family and address; ports are ignored. */
 bool addr_ip_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
+/* True when both have the same family, address and port. */
+bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
 /* True for the wildcard addresses 0.0.0.0 and ::. */
 bool addr_is_any(const struct sockaddr_storage *a);
 

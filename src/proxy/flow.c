@@ -42,6 +42,7 @@
 #define FLOW_DGRAM_MAX 65536
 #define FLOW_HASH_BUCKETS 16384 /* power of two */
 #define FLOW_HDR_MAX PP_MAX_LEN /* SPP (38) or PROXY v2 header */
+#define FLOW_OUT_MAX 64         /* replies queued for one sendmmsg */
 
 struct udp_listener {
     struct wlistener *wl;
@@ -69,6 +70,23 @@ struct flow {
     struct loop_defer defer;
 };
 
+/* Replies on their way to clients. Every flow's reply leaves through its edge
+ * socket, so the replies of all flows that woke in one loop iteration are sent
+ * with one sendmmsg per edge socket at the end of the iteration (or when the
+ * queue is full): one syscall per batch instead of one per flow. Origin sockets
+ * are read with recvmmsg straight into the free slots. */
+struct udp_out {
+    unsigned len;
+    int fds[FLOW_OUT_MAX];       /* the edge socket each reply leaves from */
+    uint8_t *bufs[FLOW_OUT_MAX]; /* FLOW_DGRAM_MAX each; swapped when compacting */
+    struct mmsghdr msgs[FLOW_OUT_MAX];
+    struct iovec iovs[FLOW_OUT_MAX];
+    struct sockaddr_storage names[FLOW_OUT_MAX];
+    uint8_t ctrl[FLOW_OUT_MAX][64];
+    struct loop_defer flush;
+    uint8_t *mem;                /* FLOW_OUT_MAX x FLOW_DGRAM_MAX */
+};
+
 struct udp_state {
     struct slab_pool flow_pool;  /* struct flow */
     struct flow *buckets[FLOW_HASH_BUCKETS];
@@ -78,6 +96,10 @@ struct udp_state {
     struct iovec iovs[FLOW_BATCH];
     struct sockaddr_storage names[FLOW_BATCH];
     uint8_t ctrl[FLOW_BATCH][64];
+    struct mmsghdr fwd[FLOW_BATCH]; /* a run of one flow's datagrams, to its origin */
+    struct iovec fwd_iovs[FLOW_BATCH][2];
+    struct udp_out out;
+    struct worker *w;
 };
 
 static void flow_close(struct flow *f, uint16_t status);
@@ -95,10 +117,16 @@ int flow_worker_init(struct worker *w)
         return -ENOMEM;
     /* Untouched pages cost nothing: RSS grows only with the datagrams received. */
     st->bufs = malloc((size_t)FLOW_BATCH * FLOW_DGRAM_MAX);
-    if (!st->bufs) {
+    st->out.mem = malloc((size_t)FLOW_OUT_MAX * FLOW_DGRAM_MAX);
+    if (!st->bufs || !st->out.mem) {
+        free(st->bufs);
+        free(st->out.mem);
         free(st);
         return -ENOMEM;
     }
+    for (unsigned i = 0; i < FLOW_OUT_MAX; i++)
+        st->out.bufs[i] = st->out.mem + (size_t)i * FLOW_DGRAM_MAX;
+    st->w = w;
     slab_pool_init(&st->flow_pool, sizeof(struct flow));
     w->udp_state = st;
     return 0;
@@ -111,6 +139,7 @@ void flow_worker_fini(struct worker *w)
     if (!st)
         return;
     slab_pool_fini(&st->flow_pool);
+    free(st->out.mem);
     free(st->bufs);
     free(st);
     w->udp_state = NULL;
@@ -139,8 +168,8 @@ static struct flow *flow_find(struct udp_state *st, const struct udp_listener *u
                               const struct sockaddr_storage *edge)
 {
     for (struct flow *f = st->buckets[hash & (FLOW_HASH_BUCKETS - 1)]; f; f = f->hnext) {
-        if (f->hash == hash && f->ul == ul && addr_port(&f->client) == addr_port(client) &&
-            addr_ip_equal(&f->client, client) && addr_ip_equal(&f->edge, edge))
+        if (f->hash == hash && f->ul == ul && addr_equal(&f->client, client) &&
+            addr_ip_equal(&f->edge, edge))
             return f;
     }
     return NULL;
@@ -198,78 +227,108 @@ static void emit(struct flow *f, enum event_kind kind, uint16_t status)
 
 /* --- origin -> client --- */
 
-/* Sends the <n> datagrams prepared in st->msgs to <f>'s client, from the edge
- * address the client used. */
-static void send_to_client(struct flow *f, struct udp_state *st, unsigned n)
+/* Sends every queued reply: one sendmmsg per run of replies leaving from the
+ * same edge socket. */
+static void out_flush(struct udp_state *st)
+{
+    struct udp_out *q = &st->out;
+    struct worker *w = st->w;
+    unsigned i = 0;
+
+    while (i < q->len) {
+        unsigned run = 1;
+        int k;
+
+        while (i + run < q->len && q->fds[i + run] == q->fds[i])
+            run++;
+        k = sendmmsg(q->fds[i], q->msgs + i, run, MSG_DONTWAIT);
+        if (k > 0) {
+            w->stats.udp_dgrams_out += (unsigned)k;
+            i += (unsigned)k;
+        } else if (k == -1 && errno == EINTR) {
+            continue;
+        } else if (k == -1 && errno == EAGAIN) {
+            /* Send buffer full: UDP may drop, and does. */
+            w->stats.udp_dropped += run;
+            i += run;
+        } else {
+            /* This one client is unreachable (or similar): drop it, go on. */
+            w->stats.udp_dropped++;
+            i++;
+        }
+    }
+    q->len = 0;
+}
+
+static void on_out_flush(struct loop *loop, struct loop_defer *d)
+{
+    (void)loop;
+    out_flush(container_of(d, struct udp_state, out.flush));
+}
+
+/* Fills in the addressing of queued reply <i> for <f>'s client: to the client,
+ * from the edge address the client used (IP_PKTINFO on wildcard listeners). */
+static void out_address(struct udp_out *q, unsigned i, const struct flow *f)
 {
     struct wlistener *wl = f->ul->wl;
-    int fd = wl->l->fds[f->w->index];
-    bool is_wildcard = addr_is_any(&wl->l->addr);
-    unsigned sent = 0;
+    struct msghdr *m = &q->msgs[i].msg_hdr;
 
-    for (unsigned i = 0; i < n; i++) {
-        struct msghdr *m = &st->msgs[i].msg_hdr;
-        m->msg_name = &f->client;
-        m->msg_namelen = addr_len(&f->client);
-        m->msg_control = NULL;
-        m->msg_controllen = 0;
-        if (is_wildcard) {
-            struct cmsghdr *cm;
-            m->msg_control = st->ctrl[i];
-            if (f->edge.ss_family == AF_INET) {
-                struct in_pktinfo pi = {0};
-                m->msg_controllen = CMSG_SPACE(sizeof(pi));
-                cm = CMSG_FIRSTHDR(m);
-                cm->cmsg_level = IPPROTO_IP;
-                cm->cmsg_type = IP_PKTINFO;
-                cm->cmsg_len = CMSG_LEN(sizeof(pi));
-                pi.ipi_spec_dst = ((struct sockaddr_in *)&f->edge)->sin_addr;
-                memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-            } else {
-                struct in6_pktinfo pi = {0};
-                m->msg_controllen = CMSG_SPACE(sizeof(pi));
-                cm = CMSG_FIRSTHDR(m);
-                cm->cmsg_level = IPPROTO_IPV6;
-                cm->cmsg_type = IPV6_PKTINFO;
-                cm->cmsg_len = CMSG_LEN(sizeof(pi));
-                pi.ipi6_addr = ((struct sockaddr_in6 *)&f->edge)->sin6_addr;
-                memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
-            }
+    q->fds[i] = wl->l->fds[f->w->index];
+    q->names[i] = f->client;
+    m->msg_name = &q->names[i];
+    m->msg_namelen = addr_len(&f->client);
+    m->msg_control = NULL;
+    m->msg_controllen = 0;
+    if (addr_is_any(&wl->l->addr)) {
+        struct cmsghdr *cm;
+        m->msg_control = q->ctrl[i];
+        if (f->edge.ss_family == AF_INET) {
+            struct in_pktinfo pi = {0};
+            m->msg_controllen = CMSG_SPACE(sizeof(pi));
+            cm = CMSG_FIRSTHDR(m);
+            cm->cmsg_level = IPPROTO_IP;
+            cm->cmsg_type = IP_PKTINFO;
+            cm->cmsg_len = CMSG_LEN(sizeof(pi));
+            pi.ipi_spec_dst = ((const struct sockaddr_in *)&f->edge)->sin_addr;
+            memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+        } else {
+            struct in6_pktinfo pi = {0};
+            m->msg_controllen = CMSG_SPACE(sizeof(pi));
+            cm = CMSG_FIRSTHDR(m);
+            cm->cmsg_level = IPPROTO_IPV6;
+            cm->cmsg_type = IPV6_PKTINFO;
+            cm->cmsg_len = CMSG_LEN(sizeof(pi));
+            pi.ipi6_addr = ((const struct sockaddr_in6 *)&f->edge)->sin6_addr;
+            memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
         }
     }
-    while (sent < n) {
-        int k = sendmmsg(fd, st->msgs + sent, n - sent, 0);
-        if (k > 0) {
-            sent += (unsigned)k;
-            continue;
-        }
-        if (k == -1 && errno == EINTR)
-            continue;
-        /* Send buffer full or the client unreachable: UDP may drop, and does. */
-        f->w->stats.udp_dropped += n - sent;
-        break;
-    }
-    f->w->stats.udp_dgrams_out += sent;
 }
 
 static void on_origin_readable(struct loop *loop, struct loop_io *io, uint32_t events)
 {
     struct flow *f = container_of(io, struct flow, io);
     struct udp_state *st = state(f->w);
+    struct udp_out *q = &st->out;
 
     (void)events;
+    /* Level-triggered: a flow that still has datagrams after a few batches is
+     * called again next iteration, after the others had their turn. */
     for (int round = 0; round < 4 && !f->is_closed; round++) {
-        unsigned out = 0;
+        unsigned base, room;
         int n;
 
-        for (unsigned i = 0; i < FLOW_BATCH; i++) {
-            st->iovs[i].iov_base = st->bufs + (size_t)i * FLOW_DGRAM_MAX;
-            st->iovs[i].iov_len = FLOW_DGRAM_MAX;
-            memset(&st->msgs[i].msg_hdr, 0, sizeof(st->msgs[i].msg_hdr));
-            st->msgs[i].msg_hdr.msg_iov = &st->iovs[i];
-            st->msgs[i].msg_hdr.msg_iovlen = 1;
+        if (q->len == FLOW_OUT_MAX)
+            out_flush(st);
+        base = q->len;
+        room = FLOW_OUT_MAX - base;
+        for (unsigned i = base; i < FLOW_OUT_MAX; i++) {
+            q->iovs[i].iov_base = q->bufs[i];
+            q->iovs[i].iov_len = FLOW_DGRAM_MAX;
+            memset(&q->msgs[i].msg_hdr, 0, sizeof(q->msgs[i].msg_hdr));
+            q->msgs[i].msg_hdr.msg_iov = &q->iovs[i];
+            q->msgs[i].msg_hdr.msg_iovlen = 1;
         }
-        n = recvmmsg(io->fd, st->msgs, FLOW_BATCH, MSG_DONTWAIT, NULL);
+        n = recvmmsg(io->fd, q->msgs + base, room, MSG_DONTWAIT, NULL);
         if (n == -1) {
             if (errno == EAGAIN || errno == EINTR)
                 return;
@@ -277,9 +336,9 @@ static void on_origin_readable(struct loop *loop, struct loop_io *io, uint32_t e
             flow_close(f, errno == ECONNREFUSED ? (f->origin_bytes ? 447 : 521) : 520);
             return;
         }
-        for (int i = 0; i < n; i++) {
-            uint8_t *p = st->iovs[i].iov_base;
-            size_t len = st->msgs[i].msg_len;
+        for (unsigned i = base; i < base + (unsigned)n; i++) {
+            uint8_t *p = q->bufs[i];
+            size_t len = q->msgs[i].msg_len;
 
             f->origin_bytes += len;
             if (f->app->pp == APP_PP_SIMPLE) {
@@ -290,17 +349,24 @@ static void on_origin_readable(struct loop *loop, struct loop_io *io, uint32_t e
                 p += SPP_HEADER_LEN;
                 len -= SPP_HEADER_LEN;
             }
-            /* Compact the deliverable datagrams to the front of the batch. */
-            st->iovs[out].iov_base = p;
-            st->iovs[out].iov_len = len;
-            st->msgs[out].msg_hdr.msg_iov = &st->iovs[out];
-            st->msgs[out].msg_hdr.msg_iovlen = 1;
-            out++;
+            /* Compact the deliverable replies to the front; the buffers swap
+             * places so that every slot keeps one buffer of its own. */
+            if (q->len != i) {
+                uint8_t *tmp = q->bufs[q->len];
+                q->bufs[q->len] = q->bufs[i];
+                q->bufs[i] = tmp;
+            }
+            q->iovs[q->len].iov_base = p;
+            q->iovs[q->len].iov_len = len;
+            q->msgs[q->len].msg_hdr.msg_iov = &q->iovs[q->len];
+            q->msgs[q->len].msg_hdr.msg_iovlen = 1;
+            out_address(q, q->len, f);
+            q->len++;
         }
-        if (out)
-            send_to_client(f, st, out);
+        if (q->len > 0)
+            loop_defer(loop, &q->flush, on_out_flush);
         f->last_active_ms = loop_now_ms(loop);
-        if (n < FLOW_BATCH)
+        if ((unsigned)n < room)
             return;
     }
 }
@@ -374,40 +440,73 @@ static struct flow *flow_new(struct worker *w, struct udp_listener *ul, uint32_t
     return f;
 }
 
-static void flow_send(struct flow *f, uint8_t *payload, size_t len)
+/* Sends datagrams [first, first + k) of the receive batch, all from <f>'s client,
+ * to its origin with one sendmmsg; each gets the SPP header, and the first one of
+ * the flow the PROXY v2 header, in an iovec of its own (never copied). */
+static void flow_send(struct flow *f, struct udp_state *st, unsigned first, unsigned k)
 {
     uint8_t hdr[FLOW_HDR_MAX];
-    struct iovec iov[2];
-    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 0};
-    ssize_t n;
+    size_t hlen = 0;
+    unsigned done = 0;
 
     if (f->app->pp == APP_PP_SIMPLE) {
         spp_encode(&f->client, &f->edge, hdr);
-        iov[m.msg_iovlen].iov_base = hdr;
-        iov[m.msg_iovlen++].iov_len = SPP_HEADER_LEN;
+        hlen = SPP_HEADER_LEN;
     } else if (f->app->pp == APP_PP_V2 && !f->has_sent_pp) {
-        int k = pp_encode(2, true, &f->client, &f->edge, hdr, sizeof(hdr));
-        BUG_ON(k <= 0);
-        iov[m.msg_iovlen].iov_base = hdr;
-        iov[m.msg_iovlen++].iov_len = (size_t)k;
+        int n = pp_encode(2, true, &f->client, &f->edge, hdr, sizeof(hdr));
+        BUG_ON(n <= 0);
+        hlen = (size_t)n;
     }
-    iov[m.msg_iovlen].iov_base = payload;
-    iov[m.msg_iovlen++].iov_len = len;
-    n = sendmsg(f->io.fd, &m, MSG_DONTWAIT);
-    if (n == -1) {
+    for (unsigned j = 0; j < k; j++) {
+        struct msghdr *m = &st->fwd[j].msg_hdr;
+        struct iovec *iov = st->fwd_iovs[j];
+        bool has_hdr = hlen > 0 && (f->app->pp == APP_PP_SIMPLE || j == 0);
+
+        memset(m, 0, sizeof(*m));
+        m->msg_iov = iov;
+        if (has_hdr) {
+            iov[m->msg_iovlen].iov_base = hdr;
+            iov[m->msg_iovlen++].iov_len = hlen;
+        }
+        iov[m->msg_iovlen].iov_base = st->iovs[first + j].iov_base;
+        iov[m->msg_iovlen++].iov_len = st->msgs[first + j].msg_len;
+    }
+    while (done < k) {
+        int r = sendmmsg(f->io.fd, st->fwd + done, k - done, MSG_DONTWAIT);
+        if (r > 0) {
+            for (unsigned j = done; j < done + (unsigned)r; j++)
+                f->client_bytes += st->msgs[first + j].msg_len;
+            if (done == 0 && f->app->pp == APP_PP_V2)
+                f->has_sent_pp = true;
+            f->w->stats.udp_dgrams_in += (unsigned)r;
+            done += (unsigned)r;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
         if (errno == ECONNREFUSED) {
+            /* ICMP port unreachable for an earlier datagram: the flow ends; what
+             * is left of the run is dropped with it. */
+            f->w->stats.udp_dropped += k - done;
             flow_close(f, f->origin_bytes ? 447 : 521);
             return;
         }
-        /* EMSGSIZE (payload + header over 65,507), a full buffer: dropped,
-         * never truncated. */
+        if (errno == EAGAIN || errno == ENOBUFS) {
+            f->w->stats.udp_dropped += k - done; /* a full buffer: UDP may drop */
+            return;
+        }
+        /* EMSGSIZE (payload + header over 65,507): this one is dropped, never
+         * truncated; the rest go on. A lost PROXY v2 header goes with the next. */
         f->w->stats.udp_dropped++;
-        return;
+        done++;
+        if (done < k && done == 1 && f->app->pp == APP_PP_V2 && !f->has_sent_pp) {
+            struct msghdr *m = &st->fwd[1].msg_hdr;
+            m->msg_iov[1] = m->msg_iov[0];
+            m->msg_iov[0].iov_base = hdr;
+            m->msg_iov[0].iov_len = hlen;
+            m->msg_iovlen = 2;
+        }
     }
-    if (m.msg_iovlen == 2 && f->app->pp == APP_PP_V2)
-        f->has_sent_pp = true;
-    f->client_bytes += len;
-    f->w->stats.udp_dgrams_in++;
 }
 
 static void edge_of(const struct wlistener *wl, struct msghdr *m, struct sockaddr_storage *edge)
@@ -426,6 +525,19 @@ static void edge_of(const struct wlistener *wl, struct msghdr *m, struct sockadd
             ((struct sockaddr_in6 *)edge)->sin6_addr = pi.ipi6_addr;
         }
     }
+}
+
+/* Whether the datagram of <m> was sent to <edge> (which has the listener's port). */
+static bool same_edge(const struct wlistener *wl, struct msghdr *m,
+                      const struct sockaddr_storage *edge)
+{
+    struct sockaddr_storage e;
+
+    if (!addr_is_any(&wl->l->addr))
+        return true;
+    edge_of(wl, m, &e);
+    addr_set_port(&e, wl->b->edge_port);
+    return addr_equal(&e, edge);
 }
 
 static void on_edge_readable(struct loop *loop, struct loop_io *io, uint32_t events)
@@ -454,10 +566,11 @@ static void on_edge_readable(struct loop *loop, struct loop_io *io, uint32_t eve
         n = recvmmsg(io->fd, st->msgs, FLOW_BATCH, MSG_DONTWAIT, NULL);
         if (n == -1)
             return; /* EAGAIN, or an error queued on an unconnected socket */
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < n;) {
             struct sockaddr_storage edge, *client = &st->names[i];
             struct flow *f;
             uint32_t hash;
+            int k = 1;
 
             edge_of(wl, &st->msgs[i].msg_hdr, &edge);
             addr_set_port(&edge, wl->b->edge_port);
@@ -467,10 +580,17 @@ static void on_edge_readable(struct loop *loop, struct loop_io *io, uint32_t eve
                 f = flow_new(w, ul, hash, client, &edge);
             if (!f) {
                 w->stats.udp_dropped++;
+                i++;
                 continue;
             }
+            /* Clients send in bursts: the datagrams that follow from the same
+             * client to the same edge address go out in the same sendmmsg. */
+            while (i + k < n && addr_equal(&st->names[i + k], client) &&
+                   same_edge(wl, &st->msgs[i + k].msg_hdr, &edge))
+                k++;
             f->last_active_ms = loop_now_ms(loop);
-            flow_send(f, st->iovs[i].iov_base, st->msgs[i].msg_len);
+            flow_send(f, st, (unsigned)i, (unsigned)k);
+            i += k;
         }
         if (n < FLOW_BATCH)
             return;
@@ -533,6 +653,7 @@ void flow_listener_stop(struct worker *w, struct wlistener *wl)
     struct list_node *pos, *tmp;
 
     loop_io_del(w->loop, &wl->io);
+    out_flush(state(w)); /* queued replies may name this listener's socket */
     if (!ul)
         return;
     /* The listener is going away (its app was removed, or we are stopping): its

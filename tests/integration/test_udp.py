@@ -302,6 +302,51 @@ def test_proxy_v2_header_on_first_datagram_only(prism, udp_origins, ports, clien
     b.close()
 
 
+@pytest.mark.parametrize("pp", ["v2", "simple", "off"])
+def test_bursts_from_one_client_keep_order_and_headers(prism, udp_origins, ports, pp):
+    """A client that sends faster than prism wakes up has several datagrams in one
+    receive batch; prism forwards such a run with one sendmmsg. Every datagram must
+    still arrive once, in order, with exactly the header it is owed (SPP on each,
+    PROXY v2 on the flow's first only), and every reply must come back."""
+    def origin(data, peer, sock):
+        if data.startswith(PP2_SIG):
+            data = decode_pp2(data).payload
+        sock.sendto(data, peer)  # SPP replies keep the header, as they must
+
+    o = udp_origins(origin, rcvbuf=1 << 20)
+    eport = ports()
+    p = prism(udp_cfg([udp_app("burst", eport, o.port, pp=pp)], idle_ms=IDLE_MS))
+    a = udp_client(("127.0.0.1", eport))
+    aport = a.getsockname()[1]
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    n, burst = 320, 32  # bursts well inside the default socket buffers
+    replies = []
+    for start in range(0, n, burst):
+        for i in range(start, start + burst):
+            a.send(b"burst-%04d" % i)
+        while len(replies) < start + burst:
+            r = recv_or_none(a, 3)
+            if r is None:
+                break
+            replies.append(r)
+    got = [d for d, _ in o.wait(n, 5)]
+    assert len(got) == n, f"the origin got {len(got)} of {n} datagrams"
+    for i, data in enumerate(got):
+        want = b"burst-%04d" % i
+        if pp == "simple":
+            assert data[:2] == SPP_MAGIC.to_bytes(2, "big") and data[SPP_LEN:] == want, f"datagram {i}: {data[:48].hex()}"
+        elif pp == "v2" and i == 0:
+            assert decode_pp2(data).payload == want, f"first datagram: {data[:48].hex()}"
+        else:
+            assert data == want, f"datagram {i} should be {want!r} without a header: {data[:48].hex()}"
+    assert replies == [b"burst-%04d" % i for i in range(n)], f"{len(replies)} replies, first wrong: " + next(
+        (f"{i}: {r!r}" for i, r in enumerate(replies) if r != b"burst-%04d" % i), "none"
+    )
+    _, d = udp_flow_events(p, aport, "127.0.0.1", "burst", timeout=IDLE_MS / 1000 + 5)
+    check_record(d, Status=200, ClientBytes=10 * n, OriginBytes=(10 + (SPP_LEN if pp == "simple" else 0)) * n)
+    a.close()
+
+
 def test_proxy_v1_on_udp_app_is_refused_by_check_config(tmp_path, ports):
     base = {"data_dir": str(tmp_path / "data"), "api": {"listen": f"127.0.0.1:{ports()}"}}
 

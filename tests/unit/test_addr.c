@@ -292,6 +292,10 @@ static void test_ip_equal_and_is_any(void **state)
     assert_int_equal(addr_parse_hostport("192.0.2.1:1", &a), 0);
     assert_int_equal(addr_parse_hostport("192.0.2.1:2", &b), 0);
     assert_true(addr_ip_equal(&a, &b)); /* ports ignored */
+    assert_false(addr_equal(&a, &b));   /* ... but not by addr_equal */
+    assert_int_equal(addr_parse_hostport("192.0.2.1:1", &b), 0);
+    assert_true(addr_equal(&a, &b));
+    assert_int_equal(addr_parse_hostport("192.0.2.1:2", &b), 0);
     assert_int_equal(addr_parse_hostport("192.0.2.2:1", &b), 0);
     assert_false(addr_ip_equal(&a, &b));
     assert_int_equal(addr_parse_hostport("[::ffff:192.0.2.1]:1", &b), 0);
@@ -299,6 +303,7 @@ static void test_ip_equal_and_is_any(void **state)
     assert_int_equal(addr_parse_hostport("[2001:db8::1]:1", &a), 0);
     assert_int_equal(addr_parse_hostport("[2001:db8::1]:9", &b), 0);
     assert_true(addr_ip_equal(&a, &b));
+    assert_false(addr_equal(&a, &b));
     assert_false(addr_is_any(&a));
     assert_int_equal(addr_parse_ip("0.0.0.0", &a), 0);
     assert_true(addr_is_any(&a));
