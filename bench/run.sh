@@ -32,6 +32,7 @@
 #   INSN=auto            auto, perf, callgrind or off
 #   REPORT=1             0: do not run bench/report.py at the end
 #   PRISM_BIN=build/release/prism
+#   PRISM_BUSY_POLL_US=  prism's busy_poll_us (unset: the node default, 100)
 # Every loop is bounded, every process started is stopped by its PID (trap on exit), and
 # the temporary directory is removed.
 set -euo pipefail
@@ -473,7 +474,8 @@ write_prism_cfg() { # FILE WITH_UDP(0/1)
     mkdir -p "$TMP/prism-data"
     cat >"$1" <<EOF
 {
-  "workers": $WORKERS,
+  "workers": $WORKERS,${PRISM_BUSY_POLL_US:+
+  \"busy_poll_us\": $PRISM_BUSY_POLL_US,}
   "data_dir": "$TMP/prism-data",
   "api": {"listen": "127.0.0.1:$api"},
   "dns": {"listen": "127.0.0.1:$dns"},

@@ -9,6 +9,14 @@
  * handled by their owners lazily (re-arm when the timer fires early), so the heap
  * is touched once per timeout, not once per read.
  *
+ * Busy polling (loop_set_busy_poll, workers only): before blocking, the loop may
+ * poll epoll with a zero timeout for a short window, so that a reply expected
+ * within microseconds does not pay for the CPU going idle and being woken again
+ * (tens of microseconds on virtual machines). The window adapts as the kernel's
+ * cpuidle-haltpoll does: it doubles (from 10 us) when the wait for the next event
+ * was shorter than the maximum, and halves when it was longer, down to zero; so a
+ * quiet loop stops spinning after a few waits and only a busy one keeps it.
+ *
  * Deleting an I/O handle while a batch is being dispatched: events for it that are
  * still in the batch are neutralised by scanning the batch (it is at most
  * LOOP_MAX_EVENTS long), so a callback never runs for a handle that was removed. */
@@ -23,6 +31,7 @@
 #include "core/clock.h"
 
 #define LOOP_MAX_EVENTS 256
+#define LOOP_POLL_START_NS 10000u
 
 struct loop {
     int epfd;
@@ -33,6 +42,8 @@ struct loop {
     struct loop_defer *defer_head; /* LIFO; order does not matter for frees */
     struct epoll_event events[LOOP_MAX_EVENTS];
     int n_events, cur_event; /* the batch being dispatched */
+    uint64_t poll_max_ns;    /* busy-poll limit; 0: never */
+    uint64_t poll_ns;        /* current window, adapted */
 };
 
 struct loop *loop_new(void)
@@ -224,6 +235,48 @@ static void run_deferred(struct loop *loop)
     }
 }
 
+void loop_set_busy_poll(struct loop *loop, uint32_t max_us)
+{
+    loop->poll_max_ns = (uint64_t)max_us * 1000;
+    if (loop->poll_ns > loop->poll_max_ns)
+        loop->poll_ns = loop->poll_max_ns;
+}
+
+uint64_t loop_busy_poll_ns(const struct loop *loop)
+{
+    return loop->poll_ns;
+}
+
+/* epoll_wait, with busy polling first when enabled (see the top of the file). */
+static int loop_wait(struct loop *loop, int timeout)
+{
+    uint64_t start, waited;
+    int n;
+
+    if (loop->poll_max_ns == 0 || timeout == 0)
+        return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+    start = clock_mono_ns();
+    if (loop->poll_ns > 0) {
+        uint64_t end = start + loop->poll_ns;
+        do {
+            n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
+            if (n != 0)
+                return n; /* the window paid off: keep it */
+        } while (clock_mono_ns() < end);
+    }
+    n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+    waited = clock_mono_ns() - start;
+    if (n > 0 && waited <= loop->poll_max_ns) {
+        uint64_t grown = loop->poll_ns ? loop->poll_ns * 2 : LOOP_POLL_START_NS;
+        loop->poll_ns = grown < loop->poll_max_ns ? grown : loop->poll_max_ns;
+    } else if (n >= 0) {
+        loop->poll_ns /= 2;
+        if (loop->poll_ns < LOOP_POLL_START_NS / 2)
+            loop->poll_ns = 0;
+    }
+    return n;
+}
+
 int loop_run_once(struct loop *loop, int max_wait_ms)
 {
     int timeout = max_wait_ms, n;
@@ -236,7 +289,7 @@ int loop_run_once(struct loop *loop, int max_wait_ms)
         if (timeout < 0 || until < timeout)
             timeout = until;
     }
-    n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+    n = loop_wait(loop, timeout);
     if (n == -1 && errno != EINTR)
         return -errno;
     loop->now_ms = clock_mono_ms();

@@ -73,6 +73,12 @@ void loop_update_time(struct loop *loop);
  * Returns 0, or -errno when epoll_wait fails for a reason other than EINTR. */
 int loop_run_once(struct loop *loop, int max_wait_ms);
 
+/* Busy-polls epoll for up to <max_us> microseconds before blocking, adaptively
+ * (see loop.c); 0 turns it off (the default). */
+void loop_set_busy_poll(struct loop *loop, uint32_t max_us);
+/* The current busy-poll window in nanoseconds (for tests and counters). */
+uint64_t loop_busy_poll_ns(const struct loop *loop);
+
 /* Runs until loop_stop(). */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);

@@ -4,7 +4,7 @@
  * default below (config_default() is the parse of "{}"). Parsing starts from the
  * defaults and overwrites what the file gives, section by section:
  *
- *   colo, data_dir, workers, api{listen}, dns{listen}, edge{addresses, pool_v4,
+ *   colo, data_dir, workers, busy_poll_us, api{listen}, dns{listen}, edge{addresses, pool_v4,
  *   pool_v6}, timeouts{connect_ms, idle_ms, udp_idle_ms, drain_ms, user_timeout_ms},
  *   udp{max_flows_per_worker}, geoip{country_db, asn_db}, resolver,
  *   tls{origin_ca_file}, store, apps[]
@@ -36,6 +36,7 @@
 #define TIMEOUT_MAX_MS 86400000      /* one day */
 #define UDP_MAX_FLOWS_MAX (1u << 24) /* per worker; a flow holds a socket, so fds run out first */
 #define CONFIG_MAX_WORKERS 64
+#define CONFIG_MAX_BUSY_POLL_US 10000
 #define CONFIG_MAX_FILE_BYTES (16u << 20)
 
 /* State of one config_parse() call. */
@@ -222,6 +223,7 @@ static void set_defaults(struct node_config *cfg)
     snprintf(cfg->colo, sizeof(cfg->colo), "LAB");
     snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./var");
     cfg->workers = 0;
+    cfg->busy_poll_us = 100;
     rc |= addr_parse_hostport("127.0.0.1:8080", &cfg->api_listen);
     rc |= addr_parse_hostport("127.0.0.1:5353", &cfg->dns_listen);
     rc |= addr_parse_ip("127.0.0.1", &cfg->edge_addrs[0]);
@@ -258,6 +260,9 @@ static int parse_top(struct parse *p, const json_t *root, struct node_config *cf
     if (get_int(p, root, "workers", "workers", 0, CONFIG_MAX_WORKERS, &workers) != 0)
         return -EINVAL;
     cfg->workers = (int)workers;
+    if (get_u32(p, root, "busy_poll_us", "busy_poll_us", 0, CONFIG_MAX_BUSY_POLL_US,
+                &cfg->busy_poll_us) != 0)
+        return -EINVAL;
     return 0;
 }
 
@@ -532,9 +537,10 @@ static int parse_apps(struct parse *p, const json_t *root, unsigned flags, struc
 struct node_config *config_parse(const char *text, size_t len, unsigned flags, char *err,
                                  size_t errlen)
 {
-    static const char *const keys[] = {"colo", "data_dir", "workers", "api",   "dns",
-                                       "edge", "timeouts", "udp",     "geoip", "resolver",
-                                       "tls",  "store",    "apps"};
+    static const char *const keys[] = {"colo",  "data_dir", "workers", "busy_poll_us",
+                                       "api",   "dns",      "edge",    "timeouts",
+                                       "udp",   "geoip",    "resolver", "tls",
+                                       "store", "apps"};
     struct parse p = {.err = err, .errlen = errlen};
     struct node_config *cfg = NULL;
     json_error_t jerr;

@@ -282,6 +282,7 @@ static void apply_snapshot(struct worker *w, struct snapshot *s)
             list_add_tail(&w->retired, &w->cur->link);
     }
     w->cur = ws;
+    loop_set_busy_poll(w->loop, s->params.busy_poll_us);
     flow_snapshot_applied(w);
 }
 

@@ -95,6 +95,9 @@ static struct bad_config bad_configs[] = {
     {"workers_negative", "{'workers':-1}", 0, "workers: "},
     {"workers_string", "{'workers':'4'}", 0, "workers: "},
     {"workers_real", "{'workers':1.5}", 0, "workers: "},
+    {"busy_poll_too_big", "{'busy_poll_us':10001}", 0, "busy_poll_us: "},
+    {"busy_poll_negative", "{'busy_poll_us':-1}", 0, "busy_poll_us: "},
+    {"busy_poll_bool", "{'busy_poll_us':true}", 0, "busy_poll_us: "},
     /* listeners */
     {"api_not_object", "{'api':'127.0.0.1:8080'}", 0, "api: must be an object"},
     {"api_listen_hostname", "{'api':{'listen':'localhost:8080'}}", 0, "api.listen: "},
@@ -189,6 +192,7 @@ static void assert_defaults(const struct node_config *c)
     assert_string_equal(c->colo, "LAB");
     assert_string_equal(c->data_dir, "./var");
     assert_int_equal(c->workers, 0);
+    assert_int_equal(c->busy_poll_us, 100);
     assert_addr(&c->api_listen, "127.0.0.1:8080");
     assert_addr(&c->dns_listen, "127.0.0.1:5353");
     assert_int_equal(c->n_edge_addrs, 2);
@@ -256,7 +260,7 @@ static void test_every_key_set(void **state)
     assert_null(c);
     assert_true(strncmp(errbuf, "edge.addresses[2]: ", 19) == 0);
 
-    c = cfg_ok("{'colo':'PDX01','data_dir':'/srv/prism','workers':64,"
+    c = cfg_ok("{'colo':'PDX01','data_dir':'/srv/prism','workers':64,'busy_poll_us':0,"
                "'api':{'listen':'[::1]:9000'},'dns':{'listen':'0.0.0.0:53'},"
                "'edge':{'addresses':['0.0.0.0','::']},"
                "'timeouts':{'connect_ms':1,'idle_ms':86400000,'udp_idle_ms':5,'drain_ms':0,"
@@ -266,6 +270,7 @@ static void test_every_key_set(void **state)
     assert_string_equal(c->colo, "PDX01");
     assert_string_equal(c->data_dir, "/srv/prism");
     assert_int_equal(c->workers, 64);
+    assert_int_equal(c->busy_poll_us, 0);
     assert_addr(&c->api_listen, "[::1]:9000");
     assert_addr(&c->dns_listen, "0.0.0.0:53");
     assert_int_equal(c->n_edge_addrs, 2);

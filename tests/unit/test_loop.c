@@ -165,9 +165,69 @@ static void test_defer_runs_once_per_queueing(void **state)
     loop_free(loop);
 }
 
+struct ready {
+    struct loop_io io;
+    int calls;
+};
+
+static void on_ready(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct ready *r = container_of(io, struct ready, io);
+    uint64_t v;
+
+    (void)loop;
+    (void)events;
+    r->calls++;
+    BUG_ON(read(io->fd, &v, sizeof(v)) != sizeof(v));
+}
+
+/* The busy-poll window grows from 10 us while events come sooner than the limit,
+ * stops at the limit, and falls back to 0 once the loop waits longer. Events and
+ * timers are dispatched as without it. */
+static void test_busy_poll_window_adapts(void **state)
+{
+    struct loop *loop = loop_new();
+    struct ready r = {0};
+    struct probe p = {0};
+    uint64_t one = 1;
+    int efd = eventfd(0, EFD_NONBLOCK);
+
+    (void)state;
+    assert_true(efd >= 0);
+    assert_int_equal(loop_io_add(loop, &r.io, efd, EPOLLIN, on_ready), 0);
+    loop_set_busy_poll(loop, 100);
+    assert_true(loop_busy_poll_ns(loop) == 0);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one)); /* ready at once */
+        assert_int_equal(loop_run_once(loop, 1000), 0);
+        assert_int_equal(r.calls, i + 1);
+        /* The first wait was short: grown from 0 to 10 us. The next events are
+         * caught while spinning, which keeps the window as it is. */
+        assert_true(loop_busy_poll_ns(loop) == 10000);
+    }
+    /* Five waits of 5 ms (a timer, no I/O): 10 us halves to 0. */
+    loop_timer_init(&p.t, on_probe);
+    for (int i = 0; i < 5; i++) {
+        loop_timer_arm(loop, &p.t, 5);
+        while (p.fired == i)
+            assert_int_equal(loop_run_once(loop, 1000), 0);
+    }
+    assert_int_equal(p.fired, 5);
+    assert_true(loop_busy_poll_ns(loop) == 0);
+    /* Off: never spins. */
+    loop_set_busy_poll(loop, 0);
+    assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
+    assert_int_equal(loop_run_once(loop, 1000), 0);
+    assert_true(loop_busy_poll_ns(loop) == 0);
+    loop_io_del(loop, &r.io);
+    close(efd);
+    loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_busy_poll_window_adapts),
         cmocka_unit_test(test_timers_fire_in_deadline_order),
         cmocka_unit_test(test_stopped_and_rearmed_timers),
         cmocka_unit_test(test_many_timers_heap_invariant),
