@@ -6,7 +6,7 @@ Usage: /usr/bin/python3 bench/report.py build/bench/results-<ts>.jsonl [docs/BEN
 Standard library only (Debian's python3). Every figure is the median over the rounds of
 one configuration; the spread is min-max over the same rounds. Ratios are the target's
 median over the reference's median, whatever the direction ("lower is better" metrics
-want ratios below 1). Peers are haproxy-splice, haproxy, nginx and socat; the issue's
+want ratios below 1). Peers are haproxy-splice, haproxy-busy, haproxy, nginx and socat; the issue's
 targets (issue #5) are checked on the 1-worker configuration.
 """
 import json
@@ -15,9 +15,9 @@ import statistics
 import sys
 from collections import defaultdict
 
-TARGETS = ["direct", "prism", "haproxy-splice", "haproxy", "nginx", "socat"]
-PEERS = ["haproxy-splice", "haproxy", "nginx", "socat"]
-HAPROXY = ["haproxy-splice", "haproxy"]
+TARGETS = ["direct", "prism", "haproxy-splice", "haproxy-busy", "haproxy", "nginx", "socat"]
+PEERS = ["haproxy-splice", "haproxy-busy", "haproxy", "nginx", "socat"]
+HAPROXY = ["haproxy-splice", "haproxy-busy", "haproxy"]
 CONFIG_TITLES = {
     "1w": "1 worker: proxy pinned to CPU 0, load tools and origins on CPU 1",
     "2w": "2 workers, nothing pinned",

@@ -6,6 +6,8 @@
 #   prism           build/release/prism serve, in its real configuration (event log on)
 #   haproxy-splice  HAProxy, mode tcp, option splice-request + splice-response
 #   haproxy         HAProxy, mode tcp, no splice
+#   haproxy-busy    haproxy-splice plus HAProxy's "busy-polling" (prism polls adaptively by
+#                   default, busy_poll_us; this is the fair peer for latency)
 #   nginx           nginx stream module
 #   socat           socat, one forked process per connection
 # Configurations: "1w" pins the proxy to CPU 0 with one worker (prism workers 1, HAProxy
@@ -27,12 +29,13 @@
 #   ROUNDS=9             rounds of the 1-worker configuration
 #   ROUNDS_2W=3          rounds of the 2-worker configuration
 #   TESTS=idle,pingpong,bulk1,bulk8,connrate,udp   (run in this order on each target)
-#   TARGETS=direct,prism,haproxy-splice,haproxy,nginx,socat
+#   TARGETS=direct,prism,haproxy-splice,haproxy-busy,haproxy,nginx,socat
 #   CONFIGS=1w,2w
 #   INSN=auto            auto, perf, callgrind or off
 #   REPORT=1             0: do not run bench/report.py at the end
 #   PRISM_BIN=build/release/prism
 #   PRISM_BUSY_POLL_US=  prism's busy_poll_us (unset: the node default, 100)
+#   HAPROXY_BUSY_POLLING=1  adds "busy-polling" to haproxy and haproxy-splice too
 # Every loop is bounded, every process started is stopped by its PID (trap on exit), and
 # the temporary directory is removed.
 set -euo pipefail
@@ -57,7 +60,7 @@ fi
 IDLE_N=${IDLE_N:-5000,9000}
 UDP_RATES=${UDP_RATES:-20000,50000,75000,100000,125000,150000,200000,250000}
 TESTS=${TESTS:-idle,pingpong,bulk1,bulk8,connrate,udp}
-TARGETS=${TARGETS:-direct,prism,haproxy-splice,haproxy,nginx,socat}
+TARGETS=${TARGETS:-direct,prism,haproxy-splice,haproxy-busy,haproxy,nginx,socat}
 CONFIGS=${CONFIGS:-1w,2w}
 INSN=${INSN:-auto}
 REPORT=${REPORT:-1}
@@ -65,7 +68,7 @@ PRISM_BIN=${PRISM_BIN:-$ROOT/build/release/prism}
 NGINX_STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 
 ALL_TESTS=(idle pingpong connrate bulk1 bulk8 udp)
-ALL_TARGETS=(direct prism haproxy-splice haproxy nginx socat)
+ALL_TARGETS=(direct prism haproxy-splice haproxy-busy haproxy nginx socat)
 
 die() {
     echo "bench: $*" >&2
@@ -394,13 +397,13 @@ stop_origins() {
 # with START_ERR set.
 
 TARGET_ROOTS=()
-write_haproxy_cfg() { # FILE SPLICE(0/1)
+write_haproxy_cfg() { # FILE SPLICE(0/1) BUSY_POLLING(0/1)
     local splice=""
     [ "$2" = 1 ] && splice=$'    option splice-request\n    option splice-response'
     cat >"$1" <<EOF
 # HAProxy $(haproxy -v | head -1 | awk '{print $3}'), mode tcp$([ "$2" = 1 ] && echo ", forced splice")
 global
-    nbthread $WORKERS
+    nbthread $WORKERS$([ "$3" = 1 ] && printf '\n    busy-polling')
     maxconn 9500
     maxpipes 250
     # HAProxy needs 2 fds per connection and 2 per pipe: 2 x 9500 + 2 x 250 + a few
@@ -535,9 +538,10 @@ start_target() {
         done
         return 1
         ;;
-    haproxy | haproxy-splice)
+    haproxy | haproxy-splice | haproxy-busy)
         cfg=$TMP/$t-$CONFIG.cfg
-        write_haproxy_cfg "$cfg" "$([ "$t" = haproxy-splice ] && echo 1 || echo 0)"
+        write_haproxy_cfg "$cfg" "$([ "$t" = haproxy ] && echo 0 || echo 1)" \
+            "$([ "$t" = haproxy-busy ] && echo 1 || echo "${HAPROXY_BUSY_POLLING:-0}")"
         PORT_UDP="" # HAProxy 2.6 proxies no UDP
         haproxy -c -q -f "$cfg" >"$TMP/$t.check" 2>&1 || {
             START_ERR="config refused: $(head -c 300 "$TMP/$t.check")"
