@@ -104,6 +104,15 @@ void loop_io_del(struct loop *loop, struct loop_io *io)
             loop->events[i].data.ptr = NULL;
 }
 
+void loop_io_close(struct loop *loop, struct loop_io *io)
+{
+    for (int i = loop->cur_event + 1; i < loop->n_events; i++)
+        if (loop->events[i].data.ptr == io)
+            loop->events[i].data.ptr = NULL;
+    io->is_added = false;
+    close(io->fd);
+}
+
 /* --- timers: binary min-heap --- */
 
 static void heap_swap(struct loop *loop, size_t a, size_t b)

@@ -47,6 +47,10 @@ int loop_io_mod(struct loop *loop, struct loop_io *io, uint32_t events);
 /* Unregisters; harmless when not added. Events already fetched for <io> in this
  * iteration are dropped, so its callback never runs after this returns. */
 void loop_io_del(struct loop *loop, struct loop_io *io);
+/* Closes <io>'s fd, which the loop stops watching as it closes (no epoll_ctl: the
+ * kernel drops a closed fd from the epoll set, and the loop never dups one). As
+ * loop_io_del, its callback never runs after this returns. */
+void loop_io_close(struct loop *loop, struct loop_io *io);
 
 void loop_timer_init(struct loop_timer *t, loop_timer_fn cb);
 /* Arms (or re-arms) <t> to fire <delay_ms> from the loop's current time. */

@@ -616,8 +616,7 @@ static void flow_close(struct flow *f, uint16_t status)
         return;
     f->is_closed = true;
     loop_timer_stop(w->loop, &f->timer);
-    loop_io_del(w->loop, &f->io);
-    close(f->io.fd);
+    loop_io_close(w->loop, &f->io);
     flow_unhash(st, f);
     list_del(&f->link);
     st->n_flows--;

@@ -338,8 +338,7 @@ static void on_timer(struct loop *loop, struct loop_timer *timer)
     const struct snap_params *p = &t->ws->snap->params;
 
     if (t->state == TUNNEL_CONNECTING) {
-        loop_io_del(loop, &t->origin.io);
-        close(t->origin.fd);
+        loop_io_close(loop, &t->origin.io);
         t->origin.fd = -1;
         connect_next(t, 522);
         return;
@@ -429,8 +428,7 @@ static void on_origin_io(struct loop *loop, struct loop_io *io, uint32_t events)
             on_connected(t);
             return;
         }
-        loop_io_del(loop, &t->origin.io);
-        close(t->origin.fd);
+        loop_io_close(loop, &t->origin.io);
         t->origin.fd = -1;
         t->origin.can_read = t->origin.can_write = false;
         connect_next(t, tunnel_status_connect(err));
@@ -499,10 +497,9 @@ static void side_close(struct tunnel *t, struct side *s, bool is_reset)
 {
     if (s->fd < 0)
         return;
-    loop_io_del(t->w->loop, &s->io);
     if (is_reset)
         sock_set_reset_on_close(s->fd);
-    close(s->fd);
+    loop_io_close(t->w->loop, &s->io);
     s->fd = -1;
 }
 
