@@ -425,6 +425,19 @@ static int apply_config(struct control *c, struct node_config *cfg, char *err, s
     return rc;
 }
 
+/* Keys that are read once at start: a reload that changes them says so. */
+static void warn_restart_keys(const struct node_config *prev, const struct node_config *cfg)
+{
+    if (!addr_equal(&prev->api_listen, &cfg->api_listen))
+        log_warn("reload: api.listen changed; it takes effect at the next start");
+    if (!addr_equal(&prev->dns_listen, &cfg->dns_listen))
+        log_warn("reload: dns.listen changed; it takes effect at the next start");
+    if (strcmp(prev->data_dir, cfg->data_dir) != 0)
+        log_warn("reload: data_dir changed; it takes effect at the next start");
+    if (prev->workers != cfg->workers)
+        log_warn("reload: workers changed; it takes effect at the next start");
+}
+
 static void reload(struct control *c)
 {
     char err[512];
@@ -446,6 +459,7 @@ static void reload(struct control *c)
         return;
     }
     evlog_set_colo(c->evlog, cfg->colo);
+    warn_restart_keys(prev, cfg);
     config_free(prev);
     log_info("reloaded %s: %zu apps, %zu listeners", c->config_path,
              dataplane_current(c->dp)->n_apps, dataplane_current(c->dp)->n_bindings);
@@ -673,7 +687,7 @@ static int token_command(int argc, char **argv)
 static int serve(const char *config_path)
 {
     struct control c = {.config_path = config_path, .signal_fd = -1, .exit_code = 0};
-    char err[512], path[4200], where[ADDR_STRLEN];
+    char err[512], path[4200], where[ADDR_STRLEN], dns_where[ADDR_STRLEN];
     sigset_t mask;
     int e;
 
@@ -745,10 +759,11 @@ static int serve(const char *config_path)
     loop_timer_init(&c.evlog_timer, on_evlog_timer);
     loop_timer_arm(c.loop, &c.evlog_timer, EVLOG_DRAIN_MS);
     addr_format(&c.cfg->api_listen, where, sizeof(where));
+    addr_format(&c.cfg->dns_listen, dns_where, sizeof(dns_where));
     log_info("ready: %d workers, %zu apps, %zu listeners, events in %s, API on"
-             " http://%s/client/v4 (token from %s)",
+             " http://%s/client/v4 (token from %s), DNS on %s (UDP and TCP)",
              c.n_workers, dataplane_current(c.dp)->n_apps, dataplane_current(c.dp)->n_bindings,
-             path, where, c.token_from);
+             path, where, c.token_from, dns_where);
 
     e = loop_run(c.loop);
     if (e < 0) {

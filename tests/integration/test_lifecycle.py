@@ -244,6 +244,23 @@ def test_sighup_invalid_file_keeps_serving(prism, origins, ports):
     print("reload error logged as:", line)
 
 
+def test_sighup_names_keys_that_need_a_restart(prism, origins, ports):
+    """api.listen, dns.listen, data_dir and workers are read once at start: a reload
+    that changes one applies the rest and says which key waits for a restart."""
+    echo = origins.echo()
+    pa = ports()
+    p = prism(cfg([app("a", f"tcp/{pa}", echo.addr)]))
+    changed = cfg([app("a", f"tcp/{pa}", echo.addr)])
+    changed["dns"] = {"listen": f"127.0.0.1:{ports()}"}
+    changed["workers"] = 1
+    start = p.reload(changed, settle=0)
+    p.wait_log(r"dns\.listen changed; it takes effect at the next start", timeout=5, start=start,
+               what="a warning naming dns.listen")
+    p.wait_log(r"workers changed; it takes effect at the next start", timeout=5, start=start,
+               what="a warning naming workers")
+    assert reachable("127.0.0.1", pa), "the rest of the reload must still apply"
+
+
 # ---------------------------------------------------------------------------------
 # reload under traffic
 
