@@ -423,7 +423,9 @@ static void on_origin_io(struct loop *loop, struct loop_io *io, uint32_t events)
         int err;
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
-        err = sock_error(t->origin.fd);
+        /* A failed connect always reports EPOLLERR: without it, writable means
+         * connected, and the SO_ERROR read is saved. */
+        err = (events & (EPOLLERR | EPOLLHUP)) ? sock_error(t->origin.fd) : 0;
         if (err == 0) {
             on_connected(t);
             return;
