@@ -135,6 +135,7 @@ class Results:
         # (config, target, test) -> list of (status, reason) for the others
         self.bad = defaultdict(list)
         self.insn = {}
+        self.syscalls = {}
         with open(path) as f:
             for line in f:
                 line = line.strip()
@@ -152,9 +153,9 @@ class Results:
                     self.rounds.append(rec)
                 elif kind == "result":
                     key = (rec["config"], rec["target"], rec["test"])
-                    if rec["test"] == "insn":
+                    if rec["test"] in ("insn", "syscalls"):
                         if rec["status"] == "ok":
-                            self.insn[rec["target"]] = rec["data"]
+                            getattr(self, rec["test"])[rec["target"]] = rec["data"]
                         else:
                             self.bad[key].append((rec["status"], rec.get("reason", "")))
                     elif rec["status"] == "ok" and rec.get("data") is not None:
@@ -376,6 +377,45 @@ def insn_table(res, out):
     return per
 
 
+def syscalls_table(res, out):
+    """Syscalls per connection and per GiB, and the kernel's share of the proxy's CPU."""
+    if not res.syscalls:
+        bad = [(k[1], v) for k, v in res.bad.items() if k[2] == "syscalls"]
+        out.append("Syscall counts did not run" + (": " + "; ".join(
+            "%s: %s" % (t, v[0][1]) for t, v in bad) if bad else " (perf cannot count "
+            "syscall tracepoints here, or SYSCALLS=off)."))
+        out.append("")
+        return
+    out.append("Each target starts afresh (1 worker, pinned to CPU 0) and runs the same two "
+               "workloads as the instruction counts while `perf stat` counts the kernel's "
+               "`raw_syscalls:sys_enter` tracepoint on its processes: exact counts, at full "
+               "speed. `epoll_wait` calls are also given apart, since a busy-polling target "
+               "makes many of them while it waits. *Kernel share* is the proxy's system time "
+               "over its user plus system time during the workload (`/proc/PID/stat`): the "
+               "part of its CPU that is the kernel's TCP work, which no user-space change can "
+               "shorten except by making fewer or cheaper syscalls.")
+    out.append("")
+    out.append("| target | syscalls per connection | of which epoll_wait | kernel share (conns) "
+               "| syscalls per GiB | of which epoll_wait | kernel share (bulk) |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for t in res.targets:
+        d = res.syscalls.get(t)
+        if not d:
+            continue
+        conns = (d.get("connrate") or {}).get("conns") or 0
+        gib = ((d.get("iperf") or {}).get("bytes") or 0) / 2**30
+
+        def share(u, k):
+            return "%.0f%%" % (100.0 * k / (u + k)) if u is not None and k is not None and u + k > 0 else "–"
+        out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            t, fmt(d["conns_run"] / conns) if conns else "–",
+            fmt(d["conns_epoll"] / conns) if conns else "–",
+            share(d.get("conns_user_s"), d.get("conns_sys_s")),
+            fmt(d["bulk_run"] / gib) if gib else "–",
+            fmt(d["bulk_epoll"] / gib) if gib else "–",
+            share(d.get("bulk_user_s"), d.get("bulk_sys_s"))))
+    out.append("")
+
 def check(out, name, value, ref_label, ref, factor, better):
     """One line of the targets table: <value> must be >= (or <=) <factor> x <ref>."""
     if value is None or ref is None:
@@ -443,10 +483,9 @@ def targets_section(res, out):
           "%s datagrams/s (nginx)" % fmt(nv), nv, 2.5, "high")
     out.append("")
     out.append("Margins are against the required value. Where a target is not met, the issue "
-               "asks where the time goes: see the per-core figures above (CPU the proxy burns "
-               "for the same work) and the instruction counts below; syscall counts per "
-               "connection are not measured by this harness yet (`strace -c -f -p PID` on a "
-               "short connrate run gives them).")
+               "asks where the time goes: see the per-core figures (CPU the proxy burns for "
+               "the same work), and the instruction counts, syscall counts and kernel share "
+               "of the proxy's CPU further down.")
     out.append("")
 
 
@@ -543,6 +582,10 @@ def write(res, path_out, results_path):
     out.append("## Instruction counts")
     out.append("")
     insn_table(res, out)
+
+    out.append("## Syscalls per connection and per GiB")
+    out.append("")
+    syscalls_table(res, out)
 
     for cfg in res.configs:
         out.append("## Spread between rounds: %s" % CONFIG_TITLES.get(cfg, cfg))

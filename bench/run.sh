@@ -32,6 +32,7 @@
 #   TARGETS=direct,prism,haproxy-splice,haproxy-busy,haproxy,nginx,socat
 #   CONFIGS=1w,2w
 #   INSN=auto            auto, perf, callgrind or off
+#   SYSCALLS=auto        syscalls per connection and per GiB (perf tracepoints): auto or off
 #   REPORT=1             0: do not run bench/report.py at the end
 #   PRISM_BIN=build/release/prism
 #   PRISM_BUSY_POLL_US=  prism's busy_poll_us (unset: the node default, 100)
@@ -50,12 +51,12 @@ if [ "$QUICK" = 1 ]; then
     ROUNDS=${ROUNDS:-1}
     ROUNDS_2W=${ROUNDS_2W:-1}
     BULK_S=1 CONN_S=1 PING_N=2000 PING_WARM=200 UDP_STEP_MS=300 UDP_GRACE_MS=100
-    INSN_CONNS=500 INSN_BYTES=64M
+    INSN_CONNS=500 INSN_BYTES=64M SC_CONNS=2000 SC_BYTES=256M
 else
     ROUNDS=${ROUNDS:-9}
     ROUNDS_2W=${ROUNDS_2W:-3}
     BULK_S=3 CONN_S=3 PING_N=10000 PING_WARM=1000 UDP_STEP_MS=400 UDP_GRACE_MS=150
-    INSN_CONNS=5000 INSN_BYTES=512M
+    INSN_CONNS=5000 INSN_BYTES=512M SC_CONNS=20000 SC_BYTES=2G
 fi
 IDLE_N=${IDLE_N:-5000,9000}
 UDP_RATES=${UDP_RATES:-20000,50000,75000,100000,125000,150000,200000,250000}
@@ -63,6 +64,7 @@ TESTS=${TESTS:-idle,pingpong,bulk1,bulk8,connrate,udp}
 TARGETS=${TARGETS:-direct,prism,haproxy-splice,haproxy-busy,haproxy,nginx,socat}
 CONFIGS=${CONFIGS:-1w,2w}
 INSN=${INSN:-auto}
+SYSCALLS=${SYSCALLS:-auto}
 REPORT=${REPORT:-1}
 PRISM_BIN=${PRISM_BIN:-$ROOT/build/release/prism}
 NGINX_STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
@@ -268,6 +270,18 @@ cpu_seconds() {
     awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }'
 }
 
+# Prints "USER_TICKS SYS_TICKS" of the same processes: where the CPU went.
+cpu_split_ticks() {
+    local r p u=0 k=0 a b
+    for r in "${TARGET_ROOTS[@]}"; do
+        for p in $(tree_pids "$r"); do
+            read -r a b < <(awk '{ sub(/^.*\) /, ""); print $12 + $14, $13 + $15 }' "/proc/$p/stat" 2>/dev/null || echo "0 0")
+            u=$((u + ${a:-0})) k=$((k + ${b:-0}))
+        done
+    done
+    echo "$u $k"
+}
+
 # Prints "PSS_KB RSS_KB" summed over the target's processes.
 mem_kb() {
     local r p pss=0 rss=0 a b
@@ -348,6 +362,9 @@ elif test == "idle":
     print()
 elif test == "udp":
     print("sustained %.0f dgram/s" % d["sustained_rate"])
+elif test == "syscalls":
+    n = (d.get("connrate") or {}).get("conns") or 0
+    print("%.1f syscalls per connection (%d connections)" % (d["conns_run"] / n if n else float("nan"), n))
 EOF
 }
 
@@ -796,13 +813,13 @@ insn_method() {
 insn_workload() {
     case "$1" in
     base) sleep 0.5 ;;
-    conns) run_load 300 "$OUT_DIR/connrate" -c "127.0.0.1:$PORT_ECHO" -n "$INSN_CONNS" -k 64 -s 64 >"$TMP/insn-load.out" 2>&1 || true ;;
+    conns) run_load 300 "$OUT_DIR/connrate" -c "127.0.0.1:$PORT_ECHO" -n "${WL_CONNS:-$INSN_CONNS}" -k 64 -s 64 >"$TMP/insn-load.out" 2>&1 || true ;;
     bulk)
         local srv
         bg iperf3-server "$LOAD_CPUS" timeout -k 2 300 iperf3 -s -1 -p "$IPERF_PORT"
         srv=$BG_PID
         wait_listen tcp "$IPERF_PORT" "$srv" 10 || true
-        run_load 300 iperf3 -c 127.0.0.1 -p "$PORT_BULK" -n "$INSN_BYTES" -J >"$TMP/insn-iperf.json" 2>&1 || true
+        run_load 300 iperf3 -c 127.0.0.1 -p "$PORT_BULK" -n "${WL_BYTES:-$INSN_BYTES}" -J >"$TMP/insn-iperf.json" 2>&1 || true
         stop_tree "$srv" 3
         ;;
     esac
@@ -880,6 +897,77 @@ run_insn() {
             continue
         fi
         emit insn ok "" "" "{\"method\":\"$method\",\"base\":$base,\"conns_run\":$conns,\"bulk_run\":$bulk,\"connrate\":${conns_out:-null},\"iperf\":$bytes,\"conns_asked\":$INSN_CONNS}"
+    done
+    stop_origins
+}
+
+# ---------------------------------------------------------------------------------------
+# Syscalls: per proxied connection and per GiB, once per target (1 worker), counted by the
+# kernel's syscall tracepoints on the proxy's processes (perf stat), so the count is exact
+# and the target runs at full speed. epoll_wait calls are counted apart: a busy-polling
+# target makes many of them while it waits.
+
+SYSCALL_EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait
+
+syscalls_usable() {
+    [ "$SYSCALLS" != off ] && command -v perf >/dev/null &&
+        perf stat -x, -e "$SYSCALL_EVENTS" true 2>&1 >/dev/null | grep -q '^[0-9]*,,raw_syscalls:sys_enter'
+}
+
+# Runs WORKLOAD on a fresh start of the target under perf stat; sets SC_TOTAL and SC_EPOLL
+# (empty if the target did not run), and SC_USER and SC_SYS, the proxy's user and kernel
+# CPU seconds during the workload.
+syscalls_one() { # WORKLOAD
+    local pids perf_pid i u0 k0 u1 k1
+    SC_TOTAL="" SC_EPOLL="" SC_USER="" SC_SYS=""
+    start_target "$TARGET" || return 0
+    pids=$(for r in "${TARGET_ROOTS[@]}"; do tree_pids "$r"; done | paste -sd,)
+    rm -f "$TMP/sc.out"
+    bg perf "" perf stat -x, -e "$SYSCALL_EVENTS" -p "$pids" -o "$TMP/sc.out"
+    perf_pid=$BG_PID
+    sleep 0.3
+    read -r u0 k0 < <(cpu_split_ticks)
+    insn_workload "$1"
+    read -r u1 k1 < <(cpu_split_ticks)
+    SC_USER=$(awk -v t=$((u1 - u0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
+    SC_SYS=$(awk -v t=$((k1 - k0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
+    kill -INT "$perf_pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        is_alive "$perf_pid" || break
+        sleep 0.05
+    done
+    stop_tree "$perf_pid" 2
+    stop_target
+    SC_TOTAL=$(awk -F, '$3 == "raw_syscalls:sys_enter" && $1 ~ /^[0-9]+$/ { print $1; exit }' "$TMP/sc.out" 2>/dev/null)
+    SC_EPOLL=$(awk -F, '$3 ~ /^syscalls:sys_enter_epoll_p?wait$/ && $1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }' "$TMP/sc.out" 2>/dev/null)
+}
+
+run_syscalls() {
+    local conns_t conns_e conns_u conns_k conns_out bytes
+    if ! syscalls_usable; then
+        log "syscall counts: off (SYSCALLS=$SYSCALLS, or perf cannot count syscall tracepoints here)"
+        return 0
+    fi
+    log "syscall counts: perf stat -e $SYSCALL_EVENTS ($SC_CONNS connections, $SC_BYTES)"
+    local WL_CONNS=$SC_CONNS WL_BYTES=$SC_BYTES
+    CONFIG=1w WORKERS=1 PROXY_CPUS=0 LOAD_CPUS=1 ROUND=0 ORDER=0
+    start_origins
+    for TARGET in ${TARGETS//,/ }; do
+        case "$TARGET" in direct | socat) continue ;; esac
+        rm -f "$TMP/insn-load.out" "$TMP/insn-iperf.json"
+        syscalls_one conns
+        conns_t=$SC_TOTAL conns_e=$SC_EPOLL conns_u=$SC_USER conns_k=$SC_SYS
+        conns_out=$(grep '^{' "$TMP/insn-load.out" 2>/dev/null | tail -1 || true)
+        [ -n "$conns_t" ] && syscalls_one bulk
+        bytes=null
+        if [ -f "$TMP/insn-iperf.json" ]; then
+            bytes=$(iperf_summary <"$TMP/insn-iperf.json" 2>/dev/null || echo null)
+        fi
+        if [ -z "$conns_t" ] || [ -z "$SC_TOTAL" ]; then
+            emit syscalls missing "" "" "" "$TARGET did not run under perf stat: $START_ERR"
+            continue
+        fi
+        emit syscalls ok "" "" "{\"conns_run\":$conns_t,\"conns_epoll\":$conns_e,\"conns_user_s\":$conns_u,\"conns_sys_s\":$conns_k,\"bulk_run\":$SC_TOTAL,\"bulk_epoll\":$SC_EPOLL,\"bulk_user_s\":$SC_USER,\"bulk_sys_s\":$SC_SYS,\"connrate\":${conns_out:-null},\"iperf\":$bytes}"
     done
     stop_origins
 }
@@ -984,6 +1072,7 @@ main() {
         if [ "$cfg" = 1w ]; then run_config 1w "$ROUNDS"; else run_config 2w "$ROUNDS_2W"; fi
     done
     run_insn
+    run_syscalls
     write_tail
     log "done in $(elapsed "$t0" "$(now_s)") s: $RESULTS"
     if [ "$REPORT" = 1 ]; then
