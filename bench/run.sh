@@ -844,17 +844,24 @@ insn_callgrind_one() { # WORKLOAD
     START_WAIT=$START_WAIT_NORMAL STOP_GRACE=10
 }
 
-# perf: the target runs normally (pinned); perf stat counts its instructions, user and
-# kernel, from just before the workload to just after. Sets INSN_COUNT.
-insn_perf_one() { # WORKLOAD
-    local pids perf_pid i
-    INSN_COUNT=""
+# Runs WORKLOAD on a fresh start of the target (pinned) while perf stat counts EVENTS on
+# its processes, from just before the workload to just after; the counts are left in
+# $TMP/perf.out. Sets PERF_RAN=1 if the target ran, and PERF_USER and PERF_SYS, the
+# proxy's user and kernel CPU seconds during the workload.
+perf_during() { # WORKLOAD EVENTS
+    local pids perf_pid i u0 k0 u1 k1
+    PERF_RAN=0 PERF_USER="" PERF_SYS=""
+    rm -f "$TMP/perf.out"
     start_target "$TARGET" || return 0
     pids=$(for r in "${TARGET_ROOTS[@]}"; do tree_pids "$r"; done | paste -sd,)
-    bg perf "" perf stat -x, -e instructions -p "$pids" -o "$TMP/perf.out"
+    bg perf "" perf stat -x, -e "$2" -p "$pids" -o "$TMP/perf.out"
     perf_pid=$BG_PID
     sleep 0.3
+    read -r u0 k0 < <(cpu_split_ticks)
     insn_workload "$1"
+    read -r u1 k1 < <(cpu_split_ticks)
+    PERF_USER=$(awk -v t=$((u1 - u0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
+    PERF_SYS=$(awk -v t=$((k1 - k0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
     kill -INT "$perf_pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
         is_alive "$perf_pid" || break
@@ -862,7 +869,22 @@ insn_perf_one() { # WORKLOAD
     done
     stop_tree "$perf_pid" 2
     stop_target
-    INSN_COUNT=$(awk -F, '$3 ~ /^instructions/ && $1 ~ /^[0-9]+$/ { print $1; exit }' "$TMP/perf.out" 2>/dev/null)
+    PERF_RAN=1
+}
+
+# Prints the sum of the counts in $TMP/perf.out whose event name matches REGEX (nothing
+# if none was counted).
+perf_count() { # REGEX
+    awk -F, -v re="$1" '$3 ~ re && $1 ~ /^[0-9]+$/ { s += $1; n++ } END { if (n) print s }' \
+        "$TMP/perf.out" 2>/dev/null
+}
+
+# perf: user and kernel instructions of the target during the workload. Sets INSN_COUNT.
+insn_perf_one() { # WORKLOAD
+    INSN_COUNT=""
+    perf_during "$1" instructions
+    [ "$PERF_RAN" = 1 ] && INSN_COUNT=$(perf_count '^instructions')
+    return 0
 }
 
 run_insn() {
@@ -914,32 +936,14 @@ syscalls_usable() {
         perf stat -x, -e "$SYSCALL_EVENTS" true 2>&1 >/dev/null | grep -q '^[0-9]*,,raw_syscalls:sys_enter'
 }
 
-# Runs WORKLOAD on a fresh start of the target under perf stat; sets SC_TOTAL and SC_EPOLL
-# (empty if the target did not run), and SC_USER and SC_SYS, the proxy's user and kernel
-# CPU seconds during the workload.
+# Sets SC_TOTAL and SC_EPOLL (empty if the target did not run), SC_USER and SC_SYS.
 syscalls_one() { # WORKLOAD
-    local pids perf_pid i u0 k0 u1 k1
     SC_TOTAL="" SC_EPOLL="" SC_USER="" SC_SYS=""
-    start_target "$TARGET" || return 0
-    pids=$(for r in "${TARGET_ROOTS[@]}"; do tree_pids "$r"; done | paste -sd,)
-    rm -f "$TMP/sc.out"
-    bg perf "" perf stat -x, -e "$SYSCALL_EVENTS" -p "$pids" -o "$TMP/sc.out"
-    perf_pid=$BG_PID
-    sleep 0.3
-    read -r u0 k0 < <(cpu_split_ticks)
-    insn_workload "$1"
-    read -r u1 k1 < <(cpu_split_ticks)
-    SC_USER=$(awk -v t=$((u1 - u0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
-    SC_SYS=$(awk -v t=$((k1 - k0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
-    kill -INT "$perf_pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        is_alive "$perf_pid" || break
-        sleep 0.05
-    done
-    stop_tree "$perf_pid" 2
-    stop_target
-    SC_TOTAL=$(awk -F, '$3 == "raw_syscalls:sys_enter" && $1 ~ /^[0-9]+$/ { print $1; exit }' "$TMP/sc.out" 2>/dev/null)
-    SC_EPOLL=$(awk -F, '$3 ~ /^syscalls:sys_enter_epoll_p?wait$/ && $1 ~ /^[0-9]+$/ { s += $1 } END { print s + 0 }' "$TMP/sc.out" 2>/dev/null)
+    perf_during "$1" "$SYSCALL_EVENTS"
+    [ "$PERF_RAN" = 1 ] || return 0
+    SC_TOTAL=$(perf_count '^raw_syscalls:sys_enter$')
+    SC_EPOLL=$(perf_count '^syscalls:sys_enter_epoll_p?wait$')
+    SC_EPOLL=${SC_EPOLL:-0} SC_USER=$PERF_USER SC_SYS=$PERF_SYS
 }
 
 run_syscalls() {
