@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "analytics/evlog.h"
-#include "api/api.h"
 #include "analytics/metrics.h"
+#include "api/api.h"
 #include "core/bug.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -29,6 +29,7 @@
 #include "proxy/config.h"
 #include "proxy/dataplane.h"
 #include "proxy/edgepool.h"
+#include "proxy/edges.h"
 #include "store/store.h"
 
 #ifndef PRISM_VERSION
@@ -45,12 +46,12 @@ struct control {
     struct dataplane *dp;
     struct evlog *evlog;
     struct loop_io signal_io;
-    struct loop_io notify_io;    /* a worker's event ring is half full */
+    struct loop_io notify_io; /* a worker's event ring is half full */
     int signal_fd;
     struct loop_timer evlog_timer;
     struct snap_app **file_apps; /* counted: apps from the node configuration file */
     size_t n_file_apps;
-    struct snap_app **api_apps;  /* counted: apps created through the API */
+    struct snap_app **api_apps; /* counted: apps created through the API */
     size_t n_api_apps;
     int n_workers;
     struct edgepool *pool; /* owned: pool addresses of the running apps; NULL without pools */
@@ -64,23 +65,22 @@ struct control {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: prism serve [--config FILE] [--log-level error|warn|info|debug]\n"
-            "       prism check-config FILE\n"
-            "       prism token create --name NAME --permissions LIST [--zones LIST]"
-            " [--config FILE]\n"
-            "       prism --help | --version\n"
-            "\n"
-            "serve         run the proxy; without --config, on the embedded defaults\n"
-            "check-config  validate a node configuration file; exit 0 if valid, 2 if not\n"
-            "token create  print a new API token (permissions: zone_read, zone_write,\n"
-            "              zone_settings_write, analytics_read, load_balancing_write,\n"
-            "              firewall_write, logs_write, or all; zones: ids or names);\n"
-            "              safe while serve runs on the same data_dir\n"
-            "\n"
-            "Signals: SIGHUP re-reads the configuration file; SIGTERM and SIGINT stop\n"
-            "accepting, let live connections finish (timeouts.drain_ms), and exit 0;\n"
-            "SIGUSR1 logs every counter of /metrics.\n");
+    fprintf(out, "usage: prism serve [--config FILE] [--log-level error|warn|info|debug]\n"
+                 "       prism check-config FILE\n"
+                 "       prism token create --name NAME --permissions LIST [--zones LIST]"
+                 " [--config FILE]\n"
+                 "       prism --help | --version\n"
+                 "\n"
+                 "serve         run the proxy; without --config, on the embedded defaults\n"
+                 "check-config  validate a node configuration file; exit 0 if valid, 2 if not\n"
+                 "token create  print a new API token (permissions: zone_read, zone_write,\n"
+                 "              zone_settings_write, analytics_read, load_balancing_write,\n"
+                 "              firewall_write, logs_write, or all; zones: ids or names);\n"
+                 "              safe while serve runs on the same data_dir\n"
+                 "\n"
+                 "Signals: SIGHUP re-reads the configuration file; SIGTERM and SIGINT stop\n"
+                 "accepting, let live connections finish (timeouts.drain_ms), and exit 0;\n"
+                 "SIGUSR1 logs every counter of /metrics.\n");
 }
 
 static struct node_config *load_config(const char *path, char *err, size_t errlen)
@@ -103,165 +103,12 @@ static void params_from_config(const struct node_config *cfg, struct snap_params
     p->busy_poll_us = cfg->busy_poll_us;
 }
 
-/* --- edge addresses (DESIGN.md section 3) --- */
-
-/* Checks that every static edge_ips address of <app> is an address of this node. */
-static int check_static_ips(const struct app *app, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < app->n_edge_ips; i++) {
-        int rc = edgepool_check_bindable(&app->edge_ips[i]);
-        char text[ADDR_STRLEN];
-
-        if (rc == 0)
-            continue;
-        if (addr_format_ip(&app->edge_ips[i], text, sizeof(text)) < 0)
-            snprintf(text, sizeof(text), "?");
-        snprintf(err, errlen,
-                 "app '%s': edge_ips.ips[%zu]: %s cannot be bound on this node (%s); static "
-                 "edge addresses must be local addresses",
-                 app->id, i, text, strerror(-rc));
-        return rc;
-    }
-    return 0;
-}
-
-/* Plans pool addresses for the dynamic apps of <all> into <*next>: NULL when <cfg>
- * has no pool. With pools, a dynamic app takes only pool addresses: connectivity
- * "all" one of each configured pool, "ipv4"/"ipv6" that family's pool, which must
- * exist. Static ips and the shared addresses are never handed out. */
-static int plan_pools(struct control *c, const struct node_config *cfg, struct snap_app *const *all,
-                      size_t n, struct edgepool **next, char *err, size_t errlen)
-{
-    struct edgepool_cidr v4, v6;
-    struct edgepool_req *reqs = NULL;
-    struct sockaddr_storage *reserved = NULL;
-    size_t n_reqs = 0, n_reserved = 0;
-    bool has_v4 = cfg->pool_v4[0] != '\0', has_v6 = cfg->pool_v6[0] != '\0';
-    char why[160];
-    int rc = -ENOMEM;
-
-    *next = NULL;
-    if (!has_v4 && !has_v6)
-        return 0;
-    if ((has_v4 && edgepool_parse_cidr(cfg->pool_v4, AF_INET, &v4, why, sizeof(why)) != 0) ||
-        (has_v6 && edgepool_parse_cidr(cfg->pool_v6, AF_INET6, &v6, why, sizeof(why)) != 0)) {
-        snprintf(err, errlen, "edge pool: %s", why); /* config_parse() checked them */
-        return -EINVAL;
-    }
-    reqs = calloc(n ? n : 1, sizeof(*reqs));
-    reserved = calloc(n * APP_MAX_EDGE_IPS + cfg->n_edge_addrs, sizeof(*reserved));
-    if (!reqs || !reserved) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    memcpy(reserved, cfg->edge_addrs, cfg->n_edge_addrs * sizeof(*reserved));
-    n_reserved = cfg->n_edge_addrs;
-    for (size_t i = 0; i < n; i++) {
-        const struct app *a = all[i]->app;
-        struct edgepool_req *r = &reqs[n_reqs];
-
-        if (a->edge_type == APP_EDGE_STATIC) {
-            memcpy(reserved + n_reserved, a->edge_ips, a->n_edge_ips * sizeof(*reserved));
-            n_reserved += a->n_edge_ips;
-            continue;
-        }
-        r->name = a->dns_name;
-        r->wants_v4 = has_v4 && a->connectivity != APP_CONN_IPV6;
-        r->wants_v6 = has_v6 && a->connectivity != APP_CONN_IPV4;
-        if (!r->wants_v4 && !r->wants_v6) {
-            snprintf(err, errlen,
-                     "app '%s': edge_ips.connectivity: %s addresses come from edge.pool_v%c, "
-                     "which is not configured",
-                     a->id, has_v4 ? "IPv6" : "IPv4", has_v4 ? '6' : '4');
-            rc = -EINVAL;
-            goto out;
-        }
-        n_reqs++;
-    }
-    *next = edgepool_next(c->pool, has_v4 ? &v4 : NULL, has_v6 ? &v6 : NULL, reqs, n_reqs, reserved,
-                          n_reserved, err, errlen);
-    rc = *next ? 0 : -errno;
-out:
-    free(reqs);
-    free(reserved);
-    return rc;
-}
-
-/* Sets where <sa> listens: its static edge_ips (which must be local), its name's
- * addresses from <pool>, or without pools the node's shared edge addresses
- * filtered by its connectivity. */
-static int assign_edge(const struct node_config *cfg, const struct edgepool *pool,
-                       struct snap_app *sa, char *err, size_t errlen)
-{
-    const struct app *a = sa->app;
-
-    if (a->edge_type == APP_EDGE_STATIC) {
-        int rc = check_static_ips(a, err, errlen);
-        if (rc < 0)
-            return rc;
-    }
-    sa->is_freebind = pool && a->edge_type == APP_EDGE_DYNAMIC;
-    if (pool && a->edge_type == APP_EDGE_DYNAMIC) {
-        struct sockaddr_storage got[2];
-        size_t k = edgepool_lookup(pool, a->dns_name, got, 2);
-
-        sa->n_edge = 0;
-        for (size_t i = 0; i < k; i++) {
-            if ((got[i].ss_family == AF_INET && a->connectivity != APP_CONN_IPV6) ||
-                (got[i].ss_family == AF_INET6 && a->connectivity != APP_CONN_IPV4))
-                sa->edge[sa->n_edge++] = got[i];
-        }
-    } else {
-        sa->n_edge =
-            app_edge_addrs(a, cfg->edge_addrs, cfg->n_edge_addrs, sa->edge, APP_MAX_EDGE_IPS);
-    }
-    if (sa->n_edge == 0) {
-        snprintf(err, errlen, "app '%s': no edge address fits its edge_ips", a->id);
-        return -EINVAL;
-    }
-    return 0;
-}
-
-/* Decides the edge addresses of every app of <all>. On success <*pool> is the pool
- * map to keep once the apply succeeds (NULL without pools); on failure it is NULL. */
-static int assign_edges(struct control *c, const struct node_config *cfg,
-                        struct snap_app *const *all, size_t n, struct edgepool **pool, char *err,
-                        size_t errlen)
-{
-    int rc = plan_pools(c, cfg, all, n, pool, err, errlen);
-
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = assign_edge(cfg, *pool, all[i], err, errlen);
-    if (rc < 0) {
-        edgepool_free(*pool);
-        *pool = NULL;
-    }
-    return rc;
-}
-
 /* --- DNS responder --- */
 
 /* The running app <i> of file apps then API apps. */
 static const struct snap_app *running_app(const struct control *c, size_t i)
 {
     return i < c->n_file_apps ? c->file_apps[i] : c->api_apps[i - c->n_file_apps];
-}
-
-/* True when <name> is <zone> (<*is_apex> set) or a name under it. <name> may hold
- * RFC 4343 escapes: a dot preceded by an odd run of backslashes is in a label. */
-static bool name_in_zone(const char *name, const char *zone, bool *is_apex)
-{
-    size_t n = strlen(name), z = strlen(zone), bs = 0;
-
-    if (n == z && memcmp(name, zone, n) == 0) {
-        *is_apex = true;
-        return true;
-    }
-    if (n <= z + 1 || name[n - z - 1] != '.' || memcmp(name + n - z, zone, z) != 0)
-        return false;
-    while (bs < n - z - 1 && name[n - z - 2 - bs] == '\\')
-        bs++;
-    return bs % 2 == 0;
 }
 
 /* Where <name> stands: inside (or at the apex of) a zone of the API, or of a zone
@@ -276,7 +123,7 @@ static enum responder_zone dns_zone(void *ctx, const char *name)
     bool is_apex = false;
 
     for (size_t i = 0; i < n_zones && !is_apex; i++) {
-        if (name_in_zone(name, api_zone_name(c->api, i), &is_apex))
+        if (responder_name_in_zone(name, api_zone_name(c->api, i), &is_apex))
             where = RESPONDER_INSIDE;
     }
     for (size_t i = 0; i < n && !is_apex; i++) {
@@ -284,7 +131,7 @@ static enum responder_zone dns_zone(void *ctx, const char *name)
 
         if (dot && strchr(dot + 1, '.'))
             zone = dot + 1;
-        if (zone[0] != '\0' && name_in_zone(name, zone, &is_apex))
+        if (zone[0] != '\0' && responder_name_in_zone(name, zone, &is_apex))
             where = RESPONDER_INSIDE;
     }
     return is_apex ? RESPONDER_APEX : where;
@@ -350,7 +197,7 @@ static int control_apply(struct control *c, const struct node_config *cfg,
     memcpy(all, file, n_file * sizeof(*all));
     memcpy(all + n_file, api, n_api * sizeof(*all));
     memcpy(api_copy, api, n_api * sizeof(*api_copy));
-    rc = assign_edges(c, cfg, all, n, &pool, err, errlen);
+    rc = edges_assign(c->pool, cfg, all, n, &pool, err, errlen);
     if (rc < 0)
         goto out;
     params_from_config(cfg, &params);
@@ -543,8 +390,7 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
             drain_events(c);
             log_counters(c);
         } else {
-            log_info("%s: draining (up to %u ms)", strsignal((int)si.ssi_signo),
-                     c->cfg->drain_ms);
+            log_info("%s: draining (up to %u ms)", strsignal((int)si.ssi_signo), c->cfg->drain_ms);
             loop_stop(loop);
         }
     }
@@ -736,8 +582,7 @@ static int serve(const char *config_path)
         c.exit_code = 1;
         goto out;
     }
-    if (loop_io_add(c.loop, &c.notify_io, dataplane_notify_fd(c.dp), EPOLLIN, on_ring_notify) <
-        0) {
+    if (loop_io_add(c.loop, &c.notify_io, dataplane_notify_fd(c.dp), EPOLLIN, on_ring_notify) < 0) {
         log_error("control loop: %s", strerror(errno));
         c.exit_code = 1;
         dataplane_stop(c.dp, 0);

@@ -273,6 +273,21 @@ static void resolve(struct responder *r, const struct dnsmsg_query *q, struct dn
     out->rcode = (e || zone == RESPONDER_APEX) ? DNSMSG_NOERROR : DNSMSG_NXDOMAIN;
 }
 
+bool responder_name_in_zone(const char *name, const char *zone, bool *is_apex)
+{
+    size_t n = strlen(name), z = strlen(zone), bs = 0;
+
+    if (n == z && memcmp(name, zone, n) == 0) {
+        *is_apex = true;
+        return true;
+    }
+    if (n <= z + 1 || name[n - z - 1] != '.' || memcmp(name + n - z, zone, z) != 0)
+        return false;
+    while (bs < n - z - 1 && name[n - z - 2 - bs] == '\\')
+        bs++;
+    return bs % 2 == 0;
+}
+
 size_t responder_answer(struct responder *r, const uint8_t *query, size_t len, bool is_tcp,
                         uint8_t *out, size_t cap)
 {

@@ -28,6 +28,12 @@ enum responder_zone {
  * Called on the control thread for each query that is not for an app name. */
 typedef enum responder_zone (*responder_zone_fn)(void *ctx, const char *name);
 
+/* True when <name> is <zone> (<*is_apex> set) or a name under it; both lower case,
+ * no trailing dot. <name> may hold RFC 4343 escapes: a dot preceded by an odd run
+ * of backslashes is inside a label ("a\\.example.com" is not under example.com).
+ * Pure: a helper for zone callbacks. */
+bool responder_name_in_zone(const char *name, const char *zone, bool *is_apex);
+
 /* One app name and its addresses. Several entries may carry the same name: their
  * addresses are merged. */
 struct responder_name {

@@ -304,6 +304,29 @@ static void test_no_callback_means_refused(void **state)
     responder_free(NULL);
 }
 
+static void test_name_in_zone(void **state)
+{
+    bool apex = false;
+
+    (void)state;
+    assert_true(responder_name_in_zone("example.com", "example.com", &apex));
+    assert_true(apex);
+    apex = false;
+    assert_true(responder_name_in_zone("ssh.example.com", "example.com", &apex));
+    assert_false(apex);
+    assert_true(responder_name_in_zone("a.b.example.com", "example.com", &apex));
+    assert_false(responder_name_in_zone("badexample.com", "example.com", &apex));
+    assert_false(responder_name_in_zone("example.com", "ssh.example.com", &apex));
+    assert_false(responder_name_in_zone("com", "example.com", &apex));
+    assert_false(responder_name_in_zone(".example.com", "example.com", &apex));
+    /* an escaped dot is part of a label: "a.example" + ".com" is one label short */
+    assert_false(responder_name_in_zone("a\\.example.com", "example.com", &apex));
+    assert_false(responder_name_in_zone("x.a\\.example.com", "example.com", &apex));
+    /* an escaped backslash before a real dot does not escape it */
+    assert_true(responder_name_in_zone("a\\\\.example.com", "example.com", &apex));
+    assert_false(apex);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +337,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replace_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_truncates_tcp_does_not, setup, teardown),
         cmocka_unit_test(test_no_callback_means_refused),
+        cmocka_unit_test(test_name_in_zone),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
