@@ -30,6 +30,26 @@ static uint16_t get16(const uint8_t *p)
     } while (0)
 
 /* Checks <out> (<n> bytes) as a reply to <q> written within <limit>. */
+/* A SOA record at <off>: its owner, MNAME and RNAME's tail point at a label boundary
+ * of the question name, as the encoder writes them. Returns the offset after it. */
+static size_t check_soa(const struct dnsmsg_query *q, const uint8_t *out, size_t n, size_t off)
+{
+    size_t at, b = DNSMSG_HEADER_LEN;
+
+    CHECK(off + DNSMSG_SOA_LEN <= n);
+    CHECK((out[off] & 0xC0) == 0xC0);
+    at = (size_t)(out[off] & 0x3F) << 8 | out[off + 1];
+    while (b < at && out[b] != 0) /* a label boundary, not the root */
+        b += 1u + out[b];
+    CHECK(b == at && out[b] != 0 && at < DNSMSG_HEADER_LEN + q->qname_wire_len);
+    CHECK(get16(out + off + 2) == DNSMSG_TYPE_SOA && get16(out + off + 4) == DNSMSG_CLASS_IN);
+    CHECK(get16(out + off + 10) == DNSMSG_SOA_LEN - 12);
+    CHECK(memcmp(out + off + 12, out + off, 2) == 0);
+    CHECK(out[off + 14] == 10 && memcmp(out + off + 15, "hostmaster", 10) == 0);
+    CHECK(memcmp(out + off + 25, out + off, 2) == 0);
+    return off + DNSMSG_SOA_LEN;
+}
+
 static void check_reply(const struct dnsmsg_query *q, const uint8_t *out, size_t n, size_t limit)
 {
     size_t off = DNSMSG_HEADER_LEN, qd, an, ns, ar;
@@ -44,7 +64,9 @@ static void check_reply(const struct dnsmsg_query *q, const uint8_t *out, size_t
     an = get16(out + 6);
     ns = get16(out + 8);
     ar = get16(out + 10);
-    CHECK(qd == (q->has_question ? 1u : 0u) && ns == 0 && ar == (q->has_edns ? 1u : 0u));
+    CHECK(qd == (q->has_question ? 1u : 0u) && ns <= 1 && ar == (q->has_edns ? 1u : 0u));
+    if (ns || an)
+        CHECK(qd); /* records point into the question */
     if ((out[2] & 0x02) || rcode != 0)
         CHECK(an == 0);
     if (qd) {
@@ -68,12 +90,21 @@ static void check_reply(const struct dnsmsg_query *q, const uint8_t *out, size_t
         size_t rdlen;
 
         CHECK(off + 12 <= n);
+        if (q->qtype == DNSMSG_TYPE_SOA) {
+            CHECK(an == 1 && ns == 0);
+            off = check_soa(q, out, n, off);
+            continue;
+        }
         CHECK(out[off] == 0xC0 && out[off + 1] == DNSMSG_HEADER_LEN);
         CHECK(get16(out + off + 2) == q->qtype && get16(out + off + 4) == DNSMSG_CLASS_IN);
         rdlen = get16(out + off + 10);
         CHECK(rdlen == (q->qtype == DNSMSG_TYPE_A ? 4u : 16u));
         off += 12 + rdlen;
         CHECK(off <= n);
+    }
+    if (ns) {
+        CHECK(an == 0 || q->qtype == DNSMSG_TYPE_SOA);
+        off = check_soa(q, out, n, off);
     }
     if (ar) {
         CHECK(off + 11 <= n && out[off] == 0 && get16(out + off + 1) == DNSMSG_TYPE_OPT);
@@ -94,6 +125,28 @@ static void check_reply(const struct dnsmsg_query *q, const uint8_t *out, size_t
     }
 }
 
+/* Test zones: every name of two labels or more is inside the zone of its last two
+ * labels (dots escaped as "\\." are inside a label), so negative answers carry SOAs
+ * for whatever names the fuzzer makes. */
+static enum responder_zone zone_of(void *ctx, const char *name, const char **apex)
+{
+    const char *dots[2] = {NULL, NULL};
+    size_t bs = 0;
+
+    (void)ctx;
+    for (const char *s = name; *s; s++) {
+        if (*s == '.' && bs % 2 == 0) {
+            dots[1] = dots[0];
+            dots[0] = s;
+        }
+        bs = *s == '\\' ? bs + 1 : 0;
+    }
+    if (!dots[0])
+        return RESPONDER_OUTSIDE;
+    *apex = dots[1] ? dots[1] + 1 : name;
+    return dots[1] ? RESPONDER_INSIDE : RESPONDER_APEX;
+}
+
 static struct responder *table(void)
 {
     static struct responder *r;
@@ -111,7 +164,7 @@ static struct responder *table(void)
         inet_pton(AF_INET, "127.0.0.1", &((struct sockaddr_in *)&addrs[2])->sin_addr);
         ((struct sockaddr_in6 *)&addrs[3])->sin6_family = AF_INET6;
         inet_pton(AF_INET6, "::1", &((struct sockaddr_in6 *)&addrs[3])->sin6_addr);
-        r = responder_new(NULL, NULL);
+        r = responder_new(zone_of, NULL);
         if (!r || responder_set_names(r, names, 2) != 0)
             __builtin_trap();
     }
@@ -138,6 +191,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st != DNSMSG_DROP) {
         r.rcode = st == DNSMSG_REJECT ? q.rcode : DNSMSG_NOERROR;
         r.is_authoritative = size & 1;
+        r.soa_labels = (unsigned)(size >> 2) % 4;
+        r.is_soa_answer = size & 16;
+        r.soa_serial = (uint32_t)size;
         n = dnsmsg_encode_reply(&q, &r, dnsmsg_udp_limit(&q), out, sizeof(out));
         check_reply(&q, out, n, dnsmsg_udp_limit(&q));
         n = dnsmsg_encode_reply(&q, &r, DNSMSG_TCP_MAX, out, sizeof(out));

@@ -114,27 +114,36 @@ static const struct snap_app *running_app(const struct control *c, size_t i)
 /* Where <name> stands: inside (or at the apex of) a zone of the API, or of a zone
  * implied by a running app for apps outside every API zone (file apps may come
  * without one): an app name's parent domain when it has three labels or more
- * (ssh.example.com -> example.com), else the name itself. */
-static enum responder_zone dns_zone(void *ctx, const char *name)
+ * (ssh.example.com -> example.com), else the name itself. <*apex> is the closest
+ * enclosing zone, whose SOA goes with negative answers. */
+static enum responder_zone dns_zone(void *ctx, const char *name, const char **apex)
 {
     struct control *c = ctx;
-    enum responder_zone where = RESPONDER_OUTSIDE;
     size_t n_zones = c->api ? api_zone_count(c->api) : 0, n = c->n_file_apps + c->n_api_apps;
+    const char *best = NULL; /* the closest enclosing zone: the longest name */
     bool is_apex = false;
 
-    for (size_t i = 0; i < n_zones && !is_apex; i++) {
-        if (responder_name_in_zone(name, api_zone_name(c->api, i), &is_apex))
-            where = RESPONDER_INSIDE;
-    }
-    for (size_t i = 0; i < n && !is_apex; i++) {
-        const char *zone = running_app(c, i)->app->dns_name, *dot = strchr(zone, '.');
+    for (size_t i = 0; i < n_zones + n && !is_apex; i++) {
+        const char *zone;
 
-        if (dot && strchr(dot + 1, '.'))
-            zone = dot + 1;
-        if (zone[0] != '\0' && responder_name_in_zone(name, zone, &is_apex))
-            where = RESPONDER_INSIDE;
+        if (i < n_zones) {
+            zone = api_zone_name(c->api, i);
+        } else {
+            const char *dot;
+
+            zone = running_app(c, i - n_zones)->app->dns_name;
+            dot = strchr(zone, '.');
+            if (dot && strchr(dot + 1, '.'))
+                zone = dot + 1;
+        }
+        if (zone[0] != '\0' && responder_name_in_zone(name, zone, &is_apex) &&
+            (!best || strlen(zone) > strlen(best)))
+            best = zone;
     }
-    return is_apex ? RESPONDER_APEX : where;
+    *apex = best;
+    if (!best)
+        return RESPONDER_OUTSIDE;
+    return is_apex ? RESPONDER_APEX : RESPONDER_INSIDE;
 }
 
 /* Hands the responder the names and edge addresses of the running apps. */

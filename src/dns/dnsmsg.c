@@ -262,12 +262,51 @@ static uint8_t *put_record(uint8_t *p, const struct sockaddr_storage *a, uint32_
     return p + 16;
 }
 
+/* The offset in the message of the question name's suffix that has <labels> labels,
+ * or 0 if it has fewer. */
+static size_t suffix_offset(const struct dnsmsg_query *q, unsigned labels)
+{
+    size_t n = 0, off = 0, skip;
+
+    for (size_t i = 0; i < q->qname_wire_len && q->qname_wire[i] != 0; i += 1 + q->qname_wire[i])
+        n++;
+    if (labels == 0 || labels > n)
+        return 0;
+    for (skip = n - labels; skip > 0; skip--)
+        off += 1 + q->qname_wire[off];
+    return DNSMSG_HEADER_LEN + off;
+}
+
+/* Writes the SOA of the zone whose apex name is at <apex> in the message. The
+ * values are those of a zone that only this node serves: refresh, retry and expire
+ * matter to no secondary, minimum is the negative-caching TTL. */
+static uint8_t *put_soa(uint8_t *p, size_t apex, const struct dnsmsg_reply *r)
+{
+    static const char hostmaster[] = "hostmaster";
+
+    p = put16(p, (uint16_t)(0xC000 | apex));
+    p = put16(p, DNSMSG_TYPE_SOA);
+    p = put16(p, DNSMSG_CLASS_IN);
+    p = put32(p, r->ttl_s);
+    p = put16(p, DNSMSG_SOA_LEN - 12);
+    p = put16(p, (uint16_t)(0xC000 | apex)); /* MNAME: the zone itself */
+    *p++ = sizeof(hostmaster) - 1;           /* RNAME: hostmaster.<zone> */
+    memcpy(p, hostmaster, sizeof(hostmaster) - 1);
+    p += sizeof(hostmaster) - 1;
+    p = put16(p, (uint16_t)(0xC000 | apex));
+    p = put32(p, r->soa_serial);
+    p = put32(p, 3600);   /* refresh */
+    p = put32(p, 600);    /* retry */
+    p = put32(p, 604800); /* expire */
+    return put32(p, r->ttl_s);
+}
+
 size_t dnsmsg_encode_reply(const struct dnsmsg_query *q, const struct dnsmsg_reply *r,
                            size_t max_len, uint8_t *out, size_t cap)
 {
-    size_t limit = max_len < cap ? max_len : cap, need, n_addrs = 0, n_answers = 0;
+    size_t limit = max_len < cap ? max_len : cap, need, n_addrs = 0, n_answers = 0, soa_at = 0;
     int family = r->rcode == DNSMSG_NOERROR ? asked_family(q) : 0;
-    bool is_tc = false;
+    bool is_tc = false, is_soa_answer;
     uint8_t *p = out;
 
     need = DNSMSG_HEADER_LEN + (q->has_question ? q->qname_wire_len + 4 : 0) +
@@ -283,14 +322,21 @@ size_t dnsmsg_encode_reply(const struct dnsmsg_query *q, const struct dnsmsg_rep
         is_tc = true;
         n_answers = 0;
     }
+    need += n_answers * (family == AF_INET ? 16 : 28);
+    if (q->has_question && r->soa_labels > 0 && !is_tc &&
+        (r->rcode == DNSMSG_NXDOMAIN || (r->rcode == DNSMSG_NOERROR && n_answers == 0)) &&
+        need + DNSMSG_SOA_LEN <= limit)
+        soa_at = suffix_offset(q, r->soa_labels);
+    is_soa_answer =
+        soa_at && r->is_soa_answer && r->rcode == DNSMSG_NOERROR && q->qtype == DNSMSG_TYPE_SOA;
 
     p = put16(p, q->id);
     *p++ = (uint8_t)(0x80 | (q->opcode & 0x0F) << 3 | (r->is_authoritative ? 0x04 : 0) |
                      (is_tc ? 0x02 : 0) | (q->is_rd ? 0x01 : 0));
     *p++ = (uint8_t)((q->is_cd ? 0x10 : 0) | (r->rcode & 0x0F));
     p = put16(p, q->has_question ? 1 : 0);
-    p = put16(p, (uint16_t)n_answers);
-    p = put16(p, 0);
+    p = put16(p, (uint16_t)(n_answers + (is_soa_answer ? 1 : 0)));
+    p = put16(p, soa_at && !is_soa_answer ? 1 : 0);
     p = put16(p, q->has_edns ? 1 : 0);
     if (q->has_question) {
         memcpy(p, q->qname_wire, q->qname_wire_len);
@@ -302,6 +348,8 @@ size_t dnsmsg_encode_reply(const struct dnsmsg_query *q, const struct dnsmsg_rep
         if (r->addrs[i].ss_family == family)
             p = put_record(p, &r->addrs[i], r->ttl_s);
     }
+    if (soa_at)
+        p = put_soa(p, soa_at, r);
     if (q->has_edns) {
         *p++ = 0; /* root */
         p = put16(p, DNSMSG_TYPE_OPT);

@@ -16,12 +16,19 @@
 #define DNSMSG_EDNS_UDP_MAX 1232  /* the most we send, and advertise, over UDP with EDNS */
 #define DNSMSG_TCP_MAX 65535      /* the 2-byte length prefix (RFC 1035 4.2.2) */
 #define DNSMSG_MAX_ADDRS 32       /* addresses in one answer, both families together */
+/* The SOA record of a zone, written with its names as pointers into the question:
+ * owner (2), type, class, TTL, length (10), MNAME (2), RNAME "hostmaster" (11 + 2),
+ * five 32-bit values (20). */
+#define DNSMSG_SOA_LEN 47
 /* The longest reply dnsmsg_encode_reply() can write: header, question, every address
- * as AAAA (2-byte name pointer, 10 bytes of fixed fields, 16 of data), and an OPT. */
-#define DNSMSG_REPLY_MAX (DNSMSG_HEADER_LEN + DNSMSG_NAME_WIRE_MAX + 4 + DNSMSG_MAX_ADDRS * 28 + 11)
+ * as AAAA (2-byte name pointer, 10 bytes of fixed fields, 16 of data), a SOA and an
+ * OPT. */
+#define DNSMSG_REPLY_MAX                                                                           \
+    (DNSMSG_HEADER_LEN + DNSMSG_NAME_WIRE_MAX + 4 + DNSMSG_MAX_ADDRS * 28 + DNSMSG_SOA_LEN + 11)
 
 enum dnsmsg_type {
     DNSMSG_TYPE_A = 1,
+    DNSMSG_TYPE_SOA = 6,
     DNSMSG_TYPE_AAAA = 28,
     DNSMSG_TYPE_OPT = 41,
     DNSMSG_TYPE_ANY = 255,
@@ -69,6 +76,14 @@ struct dnsmsg_reply {
     const struct sockaddr_storage *addrs; /* borrowed; those of the asked family are written */
     size_t n_addrs;                       /* at most DNSMSG_MAX_ADDRS are used */
     uint32_t ttl_s;
+    /* The zone's SOA (RFC 2308): its apex is the question name less its first
+     * <n_labels - soa_labels> labels; 0 = no SOA. A negative answer (NXDOMAIN, or
+     * NOERROR without a record of the asked type) carries it in the authority
+     * section so resolvers can cache the absence for ttl_s; with is_soa_answer
+     * (a SOA query for the apex) it is the answer. Left out when it does not fit. */
+    unsigned soa_labels;
+    bool is_soa_answer;
+    uint32_t soa_serial;
 };
 
 /* Parses the query in <buf> (<len> bytes, one whole message). Compression pointers

@@ -6,7 +6,7 @@
  *   app name                 -> NOERROR, AA, its addresses of the asked family
  *                               (none: NODATA, also for ANY and every other type)
  *   an ancestor of an app    -> NOERROR, AA, no records (an empty non-terminal)
- *   else, zone_cb says INSIDE-> NXDOMAIN, AA;  APEX -> NODATA, AA
+ *   else, zone_cb says INSIDE-> NXDOMAIN, AA;  APEX -> NODATA, AA (SOA for a SOA query)
  *   else                     -> REFUSED (not our zone; we are no resolver)
  *   class other than IN      -> REFUSED
  *
@@ -29,8 +29,12 @@
  * connection's own callbacks, which return right after, and loop_io_del() drops
  * events already fetched for it.
  *
- * Left out on purpose: zone transfers, NOTIFY, UPDATE (NOTIMP), SOA records in
- * negative answers, response rate limiting (replies are no larger than 512 bytes
+ * Negative answers (NXDOMAIN, NODATA) carry the zone's SOA in the authority section
+ * (RFC 2308), so resolvers cache them for RESPONDER_TTL_S; a SOA query for a zone's
+ * name gets it as the answer. The serial is the time of the last change of names.
+ *
+ * Left out on purpose: zone transfers, NOTIFY, UPDATE (NOTIMP), NS records,
+ * response rate limiting (replies are no larger than 512 bytes
  * to a client without EDNS, so amplification stays small), DNSSEC. */
 #include "dns/responder.h"
 
@@ -40,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/bug.h"
@@ -87,6 +92,7 @@ struct responder {
     responder_zone_fn zone_cb;
     void *zone_ctx;
     struct table table;
+    uint32_t serial;    /* the SOA serial: the time of the last table change, rising */
     struct loop *loop;  /* borrowed; NULL until responder_listen() */
     int udp_fd, tcp_fd; /* owned; -1 when not open */
     bool is_wildcard;   /* bound to 0.0.0.0 or ::: replies carry a source address */
@@ -237,20 +243,50 @@ int responder_set_names(struct responder *r, const struct responder_name *names,
 {
     struct table t;
     int rc = table_build(&t, names, n);
+    uint32_t now;
 
     if (rc != 0)
         return rc;
     table_fini(&r->table);
     r->table = t;
+    now = (uint32_t)time(NULL);
+    r->serial = now > r->serial ? now : r->serial + 1;
     return 0;
 }
 
 /* --- answering --- */
 
+/* The labels of <name> (RFC 4343 escapes: a dot after an odd run of backslashes is
+ * inside a label). */
+static unsigned count_labels(const char *name)
+{
+    unsigned n = 1, bs = 0;
+
+    for (const char *s = name; *s; s++) {
+        if (*s == '.' && bs % 2 == 0)
+            n++;
+        bs = *s == '\\' ? bs + 1 : 0;
+    }
+    return n;
+}
+
+/* True when <e> has an address of the family <qtype> asks for. */
+static bool has_answer(const struct entry *e, uint16_t qtype)
+{
+    int family = qtype == DNSMSG_TYPE_A ? AF_INET : qtype == DNSMSG_TYPE_AAAA ? AF_INET6 : 0;
+
+    for (size_t i = 0; family && i < e->n_addrs; i++) {
+        if (e->addrs[i].ss_family == family)
+            return true;
+    }
+    return false;
+}
+
 static void resolve(struct responder *r, const struct dnsmsg_query *q, struct dnsmsg_reply *out)
 {
     const struct entry *e;
     enum responder_zone zone;
+    const char *apex = NULL;
 
     if (q->qclass != DNSMSG_CLASS_IN) {
         out->rcode = DNSMSG_REFUSED;
@@ -262,15 +298,24 @@ static void resolve(struct responder *r, const struct dnsmsg_query *q, struct dn
         out->is_authoritative = true;
         out->addrs = e->addrs;
         out->n_addrs = e->n_addrs;
-        return;
+        if (has_answer(e, q->qtype) || !r->zone_cb)
+            return;
+        /* NODATA for an app name: the SOA of its zone goes with it */
+        zone = r->zone_cb(r->zone_ctx, q->qname, &apex);
+    } else {
+        zone = r->zone_cb ? r->zone_cb(r->zone_ctx, q->qname, &apex) : RESPONDER_OUTSIDE;
+        if (zone == RESPONDER_OUTSIDE) {
+            out->rcode = DNSMSG_REFUSED;
+            return;
+        }
+        out->is_authoritative = true;
+        out->rcode = (e || zone == RESPONDER_APEX) ? DNSMSG_NOERROR : DNSMSG_NXDOMAIN;
     }
-    zone = r->zone_cb ? r->zone_cb(r->zone_ctx, q->qname) : RESPONDER_OUTSIDE;
-    if (zone == RESPONDER_OUTSIDE) {
-        out->rcode = DNSMSG_REFUSED;
-        return;
+    if (zone != RESPONDER_OUTSIDE && apex) {
+        out->soa_labels = count_labels(apex);
+        out->soa_serial = r->serial;
+        out->is_soa_answer = zone == RESPONDER_APEX && q->qtype == DNSMSG_TYPE_SOA;
     }
-    out->is_authoritative = true;
-    out->rcode = (e || zone == RESPONDER_APEX) ? DNSMSG_NOERROR : DNSMSG_NXDOMAIN;
 }
 
 bool responder_name_in_zone(const char *name, const char *zone, bool *is_apex)
@@ -582,6 +627,7 @@ struct responder *responder_new(responder_zone_fn zone_cb, void *ctx)
     r->zone_cb = zone_cb;
     r->zone_ctx = ctx;
     r->udp_fd = r->tcp_fd = -1;
+    r->serial = (uint32_t)time(NULL);
     loop_timer_init(&r->accept_timer, on_accept_timer);
     list_init(&r->conns);
     return r;

@@ -24,9 +24,11 @@ enum responder_zone {
     RESPONDER_APEX,        /* a zone's own name: it exists, NODATA */
 };
 
-/* Tells where <name> (lower case, no trailing dot, RFC 4343 escapes) stands.
- * Called on the control thread for each query that is not for an app name. */
-typedef enum responder_zone (*responder_zone_fn)(void *ctx, const char *name);
+/* Tells where <name> (lower case, no trailing dot, RFC 4343 escapes) stands, and
+ * for INSIDE and APEX sets <*apex> to the zone's name (a suffix of <name> by labels,
+ * valid until the next call), whose SOA goes with negative answers. Called on the
+ * control thread for each query that is not answered with addresses. */
+typedef enum responder_zone (*responder_zone_fn)(void *ctx, const char *name, const char **apex);
 
 /* True when <name> is <zone> (<*is_apex> set) or a name under it; both lower case,
  * no trailing dot. <name> may hold RFC 4343 escapes: a dot preceded by an odd run

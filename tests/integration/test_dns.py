@@ -311,3 +311,44 @@ def test_dns_pool_names_share_a_port(prism, origins, ports):
     echo_roundtrip(one[0], port)
     echo_roundtrip(two[0], port)
     assert o1.count() == 1 and o2.count() == 1
+
+
+def authority_soa(listen, name, qtype="A", tcp=False, section="+authority"):
+    """The SOA lines dig prints in <section> for a query of name."""
+    host, port = listen.rsplit(":", 1)
+    args = ["dig", f"@{host.strip('[]')}", "-p", port, name, qtype, "+time=2", "+tries=2",
+            "+noall", section]
+    if tcp:
+        args.append("+tcp")
+    r = subprocess.run(args, capture_output=True, text=True, timeout=20)
+    return [line.split() for line in r.stdout.splitlines() if "\tSOA\t" in line or " SOA " in line]
+
+
+def test_dns_negative_answers_carry_the_zone_soa(prism, origins, ports):
+    """RFC 2308: NXDOMAIN and NODATA carry the closest zone's SOA in the authority
+    section (minimum = the negative-caching TTL); a SOA query for a zone's name gets
+    it as the answer; positive answers and REFUSED carry none."""
+    need_dig()
+    o = origins.echo()
+    p = prism({"apps": [
+        named("ssh", ports(), o.addr, "ssh.example.com"),
+        named("db", ports(), o.addr, "db.a.b.example.com"),
+    ]})
+    listen = dns_listen(p)
+    for tcp in (False, True):
+        for name, qtype, zone in (("nope.example.com", "A", "example.com"),
+                                  ("ssh.example.com", "MX", "example.com"),
+                                  ("example.com", "AAAA", "example.com"),
+                                  ("x.a.b.example.com", "A", "a.b.example.com")):
+            soa = authority_soa(listen, name, qtype, tcp)
+            assert len(soa) == 1, f"{name} {qtype}: want one SOA in the authority, got {soa}"
+            owner, ttl, cls, typ, mname, rname, serial, refresh, retry, expire, minimum = soa[0]
+            assert (owner, cls, typ, mname, rname) == (
+                zone + ".", "IN", "SOA", zone + ".", "hostmaster." + zone + ".")
+            assert int(ttl) == 60 and int(minimum) == 60
+            assert int(serial) > 1_700_000_000  # the time of the last change of names
+            assert (int(refresh), int(retry), int(expire)) == (3600, 600, 604800)
+        assert authority_soa(listen, "ssh.example.com", "A", tcp) == []
+        assert authority_soa(listen, "www.example.org", "A", tcp) == []
+        answer = authority_soa(listen, "example.com", "SOA", tcp, section="+answer")
+        assert len(answer) == 1 and answer[0][0] == "example.com.", answer

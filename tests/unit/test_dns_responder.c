@@ -33,15 +33,17 @@ static struct sockaddr_storage ip(const char *text)
 }
 
 /* The test zones: example.com (and its apex) and nothing else. */
-static enum responder_zone zone_cb(void *ctx, const char *name)
+static enum responder_zone zone_cb(void *ctx, const char *name, const char **apex)
 {
     size_t n = strlen(name);
 
     (*(int *)ctx)++;
+    *apex = "example.com";
     if (strcmp(name, "example.com") == 0)
         return RESPONDER_APEX;
     if (n > 12 && strcmp(name + n - 12, ".example.com") == 0)
         return RESPONDER_INSIDE;
+    *apex = NULL;
     return RESPONDER_OUTSIDE;
 }
 
@@ -74,7 +76,44 @@ struct answer {
     bool is_aa, is_tc;
     int n;
     uint8_t rdata[DNSMSG_MAX_ADDRS][16];
+    int n_soa;          /* SOA records, in the answer (a SOA query) or the authority */
+    char soa_zone[256]; /* the owner of the SOA, dotted */
+    uint32_t soa_minimum;
 };
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Checks the SOA record at <out + off> (its names pointers into the question, as
+ * the responder writes them) and returns its length. */
+static size_t check_soa(const uint8_t *out, size_t n, size_t off, struct answer *a)
+{
+    size_t at, len = 0;
+
+    assert_true(off + 47 <= n);
+    assert_int_equal(out[off] & 0xc0, 0xc0);
+    at = (size_t)(out[off] & 0x3f) << 8 | out[off + 1];
+    assert_int_equal(out[off + 2] << 8 | out[off + 3], DNSMSG_TYPE_SOA);
+    assert_int_equal(out[off + 4] << 8 | out[off + 5], DNSMSG_CLASS_IN);
+    assert_int_equal(get32(out + off + 6), RESPONDER_TTL_S);
+    assert_int_equal(out[off + 10] << 8 | out[off + 11], 35);
+    assert_memory_equal(out + off + 12, out + off, 2);         /* MNAME: the zone */
+    assert_memory_equal(out + off + 14, "\012hostmaster", 11); /* RNAME */
+    assert_memory_equal(out + off + 25, out + off, 2);
+    a->soa_minimum = get32(out + off + 43);
+    while (out[at] != 0) { /* the owner, read from the question */
+        if (len)
+            a->soa_zone[len++] = '.';
+        memcpy(a->soa_zone + len, out + at + 1, out[at]);
+        len += out[at];
+        at += 1 + out[at];
+    }
+    a->soa_zone[len] = '\0';
+    a->n_soa++;
+    return 47;
+}
 
 /* Asks <r> and decodes the reply (which must echo the question and carry only
  * records of the asked type, each pointing at the question name). */
@@ -98,6 +137,10 @@ static struct answer ask(struct responder *r, const char *name, uint16_t qtype, 
     a.n = out[6] << 8 | out[7];
     assert_int_equal(out[4] << 8 | out[5], 1);
     off = qlen;
+    if (qtype == DNSMSG_TYPE_SOA && a.n == 1) {
+        off += check_soa(out, n, off, &a);
+        a.n = 0;
+    }
     for (int i = 0; i < a.n; i++) {
         assert_true(off + 12 + rdlen <= n);
         assert_int_equal(out[off], 0xc0);
@@ -110,6 +153,8 @@ static struct answer ask(struct responder *r, const char *name, uint16_t qtype, 
         memcpy(a.rdata[i], out + off + 12, rdlen);
         off += 12 + rdlen;
     }
+    for (int i = 0; i < (out[8] << 8 | out[9]); i++)
+        off += check_soa(out, n, off, &a);
     assert_int_equal(off, n);
     return a;
 }
@@ -246,6 +291,50 @@ static void test_nxdomain_inside_refused_outside(void **state)
     assert_int_equal(a.rcode, DNSMSG_REFUSED);
 }
 
+/* RFC 2308: NXDOMAIN and NODATA carry the zone's SOA in the authority section (its
+ * minimum is the negative-caching TTL); answers with records and REFUSED do not. */
+static void test_negative_answers_carry_soa(void **state)
+{
+    struct fixture *f = *state;
+    struct answer a;
+    static const struct {
+        const char *name;
+        uint16_t qtype;
+        int rcode;
+    } negative[] = {
+        {"nope.example.com", DNSMSG_TYPE_A, DNSMSG_NXDOMAIN},
+        {"x.ssh.example.com", DNSMSG_TYPE_AAAA, DNSMSG_NXDOMAIN},
+        {"db.a.b.example.com", DNSMSG_TYPE_A, DNSMSG_NOERROR}, /* app name, no IPv4 */
+        {"ssh.example.com", 16 /* TXT */, DNSMSG_NOERROR},
+        {"ssh.example.com", DNSMSG_TYPE_SOA, DNSMSG_NOERROR}, /* not a zone's name */
+        {"a.b.example.com", DNSMSG_TYPE_A, DNSMSG_NOERROR},   /* empty non-terminal */
+        {"example.com", DNSMSG_TYPE_A, DNSMSG_NOERROR},       /* the apex */
+    };
+
+    for (size_t i = 0; i < sizeof(negative) / sizeof(negative[0]); i++) {
+        a = ask(f->r, negative[i].name, negative[i].qtype, DNSMSG_CLASS_IN, false);
+        assert_int_equal(a.rcode, negative[i].rcode);
+        assert_int_equal(a.n, 0);
+        assert_int_equal(a.n_soa, 1);
+        assert_string_equal(a.soa_zone, "example.com");
+        assert_int_equal(a.soa_minimum, RESPONDER_TTL_S);
+    }
+    /* a SOA query for the zone's name: the SOA is the answer */
+    a = ask(f->r, "example.com", DNSMSG_TYPE_SOA, DNSMSG_CLASS_IN, false);
+    assert_int_equal(a.rcode, DNSMSG_NOERROR);
+    assert_int_equal(a.n_soa, 1);
+    assert_string_equal(a.soa_zone, "example.com");
+    /* answers with records, and refusals, carry none */
+    f->calls = 0;
+    a = ask(f->r, "ssh.example.com", DNSMSG_TYPE_A, DNSMSG_CLASS_IN, false);
+    assert_int_equal(a.n, 3);
+    assert_int_equal(a.n_soa, 0);
+    assert_int_equal(f->calls, 0);
+    a = ask(f->r, "ssh.example.org", DNSMSG_TYPE_A, DNSMSG_CLASS_IN, false);
+    assert_int_equal(a.rcode, DNSMSG_REFUSED);
+    assert_int_equal(a.n_soa, 0);
+}
+
 static void test_replace_table(void **state)
 {
     struct fixture *f = *state;
@@ -334,6 +423,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_aaaa_and_case, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodata, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nxdomain_inside_refused_outside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_negative_answers_carry_soa, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_udp_truncates_tcp_does_not, setup, teardown),
         cmocka_unit_test(test_no_callback_means_refused),
