@@ -177,6 +177,117 @@ static int dns_start(struct control *c, char *err, size_t errlen)
     return responder_listen(c->dns, c->loop, &c->cfg->dns_listen, err, errlen);
 }
 
+/* --- the edge pool map in the store --- */
+
+struct saved_pairs {
+    struct edgepool_pair *v;
+    char **names; /* owned: v[i].name */
+    size_t n, cap;
+};
+
+static int collect_pair(void *ctx, const struct store_edge_addr *a)
+{
+    struct saved_pairs *sp = ctx;
+    struct sockaddr_storage addr;
+
+    if (addr_parse_ip(a->addr, &addr) != 0)
+        return 0; /* not ours to fix: edgepool_next() places the name anew */
+    if (sp->n == sp->cap) {
+        size_t cap = sp->cap ? 2 * sp->cap : 64;
+        struct edgepool_pair *v = realloc(sp->v, cap * sizeof(*v));
+        char **names;
+
+        if (!v)
+            return -ENOMEM;
+        sp->v = v;
+        names = realloc(sp->names, cap * sizeof(*names));
+        if (!names)
+            return -ENOMEM;
+        sp->names = names;
+        sp->cap = cap;
+    }
+    sp->names[sp->n] = strdup(a->name);
+    if (!sp->names[sp->n])
+        return -ENOMEM;
+    sp->v[sp->n].name = sp->names[sp->n];
+    sp->v[sp->n++].addr = addr;
+    return 0;
+}
+
+/* Starts c->pool from the map the store kept, so that every DNS name keeps its
+ * addresses across a restart. A store without a map, or a node without pools,
+ * leaves it NULL: names are then placed by hash. */
+static void load_pool(struct control *c)
+{
+    struct edgepool_cidr v4, v6;
+    bool has_v4 = c->cfg->pool_v4[0] != '\0', has_v6 = c->cfg->pool_v6[0] != '\0';
+    struct saved_pairs sp = {0};
+    char why[160];
+    int rc;
+
+    if ((!has_v4 && !has_v6) ||
+        (has_v4 && edgepool_parse_cidr(c->cfg->pool_v4, AF_INET, &v4, why, sizeof(why)) != 0) ||
+        (has_v6 && edgepool_parse_cidr(c->cfg->pool_v6, AF_INET6, &v6, why, sizeof(why)) != 0))
+        return;
+    rc = store_edge_addr_each(c->store, collect_pair, &sp);
+    if (rc < 0)
+        log_warn("edge pools: reading the saved addresses failed (%s); names are placed anew",
+                 strerror(-rc));
+    else if (sp.n > 0)
+        c->pool = edgepool_restore(has_v4 ? &v4 : NULL, has_v6 ? &v6 : NULL, sp.v, sp.n);
+    for (size_t i = 0; i < sp.n; i++)
+        free(sp.names[i]);
+    free(sp.names);
+    free(sp.v);
+}
+
+struct pool_rows {
+    struct store_edge_addr *v;
+    char (*text)[ADDR_STRLEN];
+    size_t n;
+};
+
+static int count_pair(void *ctx, const char *name, const struct sockaddr_storage *addr)
+{
+    (void)name, (void)addr;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static int put_row(void *ctx, const char *name, const struct sockaddr_storage *addr)
+{
+    struct pool_rows *r = ctx;
+
+    if (addr_format_ip(addr, r->text[r->n], sizeof(r->text[r->n])) < 0)
+        return -EINVAL;
+    r->v[r->n] = (struct store_edge_addr){name, r->text[r->n]};
+    r->n++;
+    return 0;
+}
+
+/* Saves c->pool (none: an empty map) for the next start. A failure is logged: the
+ * running node is right, only a restart could move names that collided. */
+static void save_pool(struct control *c)
+{
+    struct pool_rows r = {0};
+    size_t n = 0;
+    int rc = -ENOMEM;
+
+    if (!c->store)
+        return;
+    edgepool_each(c->pool, count_pair, &n);
+    r.v = calloc(n ? n : 1, sizeof(*r.v));
+    r.text = calloc(n ? n : 1, sizeof(*r.text));
+    if (r.v && r.text && (rc = edgepool_each(c->pool, put_row, &r)) == 0)
+        rc = store_edge_addrs_replace(c->store, r.v, r.n);
+    if (rc < 0)
+        log_warn("edge pools: saving the addresses failed (%s); a restart may move names"
+                 " whose addresses collided",
+                 rc == -EIO ? store_errmsg(c->store) : strerror(-rc));
+    free(r.v);
+    free(r.text);
+}
+
 static void put_apps(struct snap_app **apps, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -214,9 +325,12 @@ static int control_apply(struct control *c, const struct node_config *cfg,
     if (rc < 0)
         goto out;
     /* Nothing can fail from here on: the data plane already runs the new set. */
-    edgepool_free(c->pool);
-    c->pool = pool;
-    pool = NULL;
+    if (pool || c->pool) {
+        edgepool_free(c->pool);
+        c->pool = pool;
+        pool = NULL;
+        save_pool(c);
+    }
     for (size_t i = 0; i < n; i++)
         snap_app_ref(all[i]);
     put_apps(c->file_apps, c->n_file_apps);
@@ -468,6 +582,7 @@ static int api_setup(struct control *c, char *err, size_t errlen)
     if (api_bootstrap_token(c->api, getenv("PRISM_API_TOKEN"), c->cfg->data_dir, c->token_from,
                             sizeof(c->token_from), err, errlen) < 0)
         return -EIO;
+    load_pool(c);
     apps = api_apps(c->api, &n);
     c->api_apps = calloc(n ? n : 1, sizeof(*c->api_apps));
     if (!c->api_apps) {

@@ -13,7 +13,8 @@
  * keeps every address the previous map gave (still the same pool, still wanted),
  * then places only the new names, in name order. A restart places every name anew
  * in name order, so it reproduces the same map unless collisions went another way
- * (rare in a /16; a store that persists the map can remove even that, TODO(#3)).
+ * (rare in a /16); the control thread removes even that by saving the map in the
+ * store after every apply and starting from edgepool_restore() of it.
  *
  * Offsets are 64-bit: an IPv6 pool larger than 2^64 addresses uses its first 2^64
  * (the host part's upper bits stay zero), plenty for names.
@@ -486,6 +487,88 @@ size_t edgepool_lookup(const struct edgepool *p, const char *name, struct sockad
     if (e->has_v6 && n < cap)
         pool_addr(&p->v6, e->off_v6, &out[n++]);
     return n;
+}
+
+int edgepool_each(const struct edgepool *p, edgepool_each_fn fn, void *ctx)
+{
+    struct sockaddr_storage a;
+    int rc;
+
+    for (size_t i = 0; p && i < p->n; i++) {
+        const struct entry *e = &p->entries[i];
+
+        if (e->has_v4) {
+            pool_addr(&p->v4, e->off_v4, &a);
+            if ((rc = fn(ctx, e->name, &a)) != 0)
+                return rc;
+        }
+        if (e->has_v6) {
+            pool_addr(&p->v6, e->off_v6, &a);
+            if ((rc = fn(ctx, e->name, &a)) != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const struct edgepool_pair *x = *(const struct edgepool_pair *const *)a;
+    const struct edgepool_pair *y = *(const struct edgepool_pair *const *)b;
+
+    return strcmp(x->name, y->name);
+}
+
+struct edgepool *edgepool_restore(const struct edgepool_cidr *v4, const struct edgepool_cidr *v6,
+                                  const struct edgepool_pair *pairs, size_t n)
+{
+    struct edgepool *p = calloc(1, sizeof(*p));
+    const struct edgepool_pair **sorted = malloc((n ? n : 1) * sizeof(*sorted));
+
+    if (!p || !sorted)
+        goto nomem;
+    pool_init(&p->v4, v4);
+    pool_init(&p->v6, v6);
+    p->entries = calloc(n ? n : 1, sizeof(*p->entries));
+    if (!p->entries)
+        goto nomem;
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &pairs[i];
+    qsort(sorted, n, sizeof(*sorted), cmp_pair); /* stable enough: order within a name
+                                                    only matters for a repeated family */
+    for (size_t i = 0; i < n; i++) {
+        const struct edgepool_pair *pr = sorted[i];
+        uint64_t off4, off6;
+        bool in4 = pool_offset(&p->v4, &pr->addr, &off4);
+        bool in6 = pool_offset(&p->v6, &pr->addr, &off6);
+        struct entry *e;
+
+        if (!in4 && !in6)
+            continue;
+        if (p->n > 0 && strcmp(p->entries[p->n - 1].name, pr->name) == 0) {
+            e = &p->entries[p->n - 1];
+        } else {
+            e = &p->entries[p->n];
+            e->name = strdup(pr->name);
+            if (!e->name)
+                goto nomem;
+            p->n++;
+        }
+        if (in4 && !e->has_v4) {
+            e->has_v4 = true;
+            e->off_v4 = off4;
+        }
+        if (in6 && !e->has_v6) {
+            e->has_v6 = true;
+            e->off_v6 = off6;
+        }
+    }
+    free(sorted);
+    return p;
+nomem:
+    free(sorted);
+    edgepool_free(p);
+    return NULL;
 }
 
 size_t edgepool_size(const struct edgepool *p)

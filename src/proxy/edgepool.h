@@ -62,6 +62,26 @@ struct edgepool *edgepool_next(const struct edgepool *prev, const struct edgepoo
 size_t edgepool_lookup(const struct edgepool *p, const char *name, struct sockaddr_storage *out,
                        size_t cap);
 
+/* Calls <fn> for every name and address of <p> (may be NULL), in name order, IPv4
+ * first; a non-zero return stops the walk and is returned. */
+typedef int (*edgepool_each_fn)(void *ctx, const char *name, const struct sockaddr_storage *addr);
+int edgepool_each(const struct edgepool *p, edgepool_each_fn fn, void *ctx);
+
+/* One name and an address it held (as edgepool_each() gives them). */
+struct edgepool_pair {
+    const char *name; /* borrowed */
+    struct sockaddr_storage addr;
+};
+
+/* Builds a map from saved <pairs> (a previous run's), to pass as <prev> to
+ * edgepool_next() so that names keep their addresses across a restart even where
+ * placement by hash would now go another way. Pairs outside the pools <v4> and
+ * <v6> (either may be NULL) are left out; a repeated family of one name keeps its
+ * first address; an address given twice is sorted out by edgepool_next(), which
+ * keeps it for the first name. Returns NULL on ENOMEM. */
+struct edgepool *edgepool_restore(const struct edgepool_cidr *v4, const struct edgepool_cidr *v6,
+                                  const struct edgepool_pair *pairs, size_t n);
+
 /* How many names hold addresses. */
 size_t edgepool_size(const struct edgepool *p);
 

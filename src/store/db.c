@@ -41,6 +41,9 @@ static const char *const migrations[] = {
     "  id TEXT PRIMARY KEY, name TEXT NOT NULL, hash BLOB NOT NULL UNIQUE,"
     "  permissions TEXT NOT NULL, zones TEXT NOT NULL,"
     "  is_bootstrap INTEGER NOT NULL DEFAULT 0, created_on TEXT NOT NULL) STRICT;",
+    /* 2: the addresses DNS names hold from the edge pools, so they survive a restart */
+    "CREATE TABLE edge_addrs ("
+    "  name TEXT NOT NULL, addr TEXT NOT NULL, PRIMARY KEY (name, addr)) STRICT, WITHOUT ROWID;",
 };
 
 static const char *const stmt_sql[ST__COUNT] = {
@@ -65,6 +68,9 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_TOKEN_FIND] = "SELECT id, name, hash, permissions, zones, is_bootstrap, created_on"
                       " FROM tokens WHERE hash = ?",
     [ST_TOKEN_COUNT] = "SELECT count(*) FROM tokens",
+    [ST_EDGE_CLEAR] = "DELETE FROM edge_addrs",
+    [ST_EDGE_INSERT] = "INSERT OR IGNORE INTO edge_addrs (name, addr) VALUES (?, ?)",
+    [ST_EDGE_EACH] = "SELECT name, addr FROM edge_addrs ORDER BY name, addr",
 };
 
 int store__errno(int rc)

@@ -98,4 +98,16 @@ int store_token_find(struct store *s, const uint8_t hash[32], struct store_token
 /* How many tokens there are, or a negative errno. */
 int store_token_count(struct store *s);
 
+/* The edge pool map: which address (text, "127.10.3.4" or "fd00::5") each DNS
+ * name holds. Replaced whole after each apply that uses pools. */
+struct store_edge_addr {
+    const char *name;
+    const char *addr;
+};
+
+/* Replaces every row with <v> (n rows), in one transaction. */
+int store_edge_addrs_replace(struct store *s, const struct store_edge_addr *v, size_t n);
+typedef int (*store_edge_addr_fn)(void *ctx, const struct store_edge_addr *a);
+int store_edge_addr_each(struct store *s, store_edge_addr_fn fn, void *ctx);
+
 #endif

@@ -24,6 +24,9 @@ enum store__stmt {
     ST_TOKEN_DELETE_BOOTSTRAP,
     ST_TOKEN_FIND,
     ST_TOKEN_COUNT,
+    ST_EDGE_CLEAR,
+    ST_EDGE_INSERT,
+    ST_EDGE_EACH,
     ST__COUNT,
 };
 

@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from api_helpers import restart
 from conftest import PRISM_BIN, app, echo_roundtrip, prism_cli, wait_until
 from dns_helpers import (
     dig,
@@ -352,3 +353,53 @@ def test_dns_negative_answers_carry_the_zone_soa(prism, origins, ports):
         assert authority_soa(listen, "www.example.org", "A", tcp) == []
         answer = authority_soa(listen, "example.com", "SOA", tcp, section="+answer")
         assert len(answer) == 1 and answer[0][0] == "example.com.", answer
+
+
+def pool_slot(name, count, family="4"):
+    """Which usable address (0..count-1) of a pool the hash of name picks first, as
+    src/proxy/edgepool.c computes it (FNV-1a 64 of the name and family, then
+    splitmix64's finalizer)."""
+    m = (1 << 64) - 1
+    h = 0xcbf29ce484222325
+    for b in name.encode() + family.encode():
+        h = ((h ^ b) * 0x100000001b3) & m
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & m
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & m
+    h ^= h >> 31
+    return h % count
+
+
+def test_dns_pool_addresses_survive_a_restart(prism, origins, ports):
+    """A name keeps its pool address across a restart even where placing the names
+    afresh would go another way: two names whose hashes pick the same address of a
+    two-address pool, the second one added by a reload, keep what they held, because
+    the map is saved in the store."""
+    need_dig()
+    o = origins.echo()
+    names = [f"n{i:02d}.example.com" for i in range(100)]
+    a, b = next((x, y) for x in names for y in names if x < y and pool_slot(x, 2) == pool_slot(y, 2))
+    v4 = {"type": "dynamic", "connectivity": "ipv4"}
+    edge = {"pool_v4": "127.10.0.0/30"}  # two usable addresses: .1 and .2
+    pa, pb = ports(), ports()
+    app_a, app_b = named("a", pa, o.addr, a, edge_ips=v4), named("b", pb, o.addr, b, edge_ips=v4)
+
+    fresh = prism({"edge": edge, "apps": [app_a]})  # where a goes when placed first
+    _, a_first = dig(dns_listen(fresh), a, "A")
+    assert fresh.stop() == 0
+
+    p = prism({"edge": edge, "apps": [app_b]})
+    listen = dns_listen(p)
+    _, b_addr = dig(listen, b, "A")
+    assert b_addr == a_first, "the test needs two names that pick the same address"
+    p.reload({"edge": edge, "apps": [app_a, app_b]})
+    wait_until(lambda: dig(listen, a, "A")[1], timeout=5, msg=f"{a} to get an address")
+    _, a_addr = dig(listen, a, "A")
+    assert a_addr != b_addr and dig(listen, b, "A") == ("NOERROR", b_addr)
+
+    restart(p)  # same file (both names) and data_dir: placed afresh, a would take b's address
+    assert dig(listen, a, "A") == ("NOERROR", a_addr)
+    assert dig(listen, b, "A") == ("NOERROR", b_addr)
+    echo_roundtrip(a_addr[0], pa)
+    echo_roundtrip(b_addr[0], pb)

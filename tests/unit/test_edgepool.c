@@ -297,6 +297,89 @@ static void test_pool_change_moves_names(void **state)
     edgepool_free(p2);
 }
 
+struct saved {
+    struct edgepool_pair v[8];
+    char names[8][32];
+    int n;
+};
+
+static int save_pair(void *ctx, const char *name, const struct sockaddr_storage *addr)
+{
+    struct saved *sv = ctx;
+
+    assert_true(sv->n < 8);
+    snprintf(sv->names[sv->n], sizeof(sv->names[0]), "%s", name);
+    sv->v[sv->n].name = sv->names[sv->n];
+    sv->v[sv->n].addr = *addr;
+    sv->n++;
+    return 0;
+}
+
+/* Two names whose hashes pick the same address of a two-address pool: placed one
+ * after the other (b, then a) each holds what it got; placed fresh in name order
+ * (a restart without saved state) they swap. A map saved with edgepool_each() and
+ * given back through edgepool_restore() keeps them where they were. */
+static void test_restore_keeps_collided_names(void **state)
+{
+    struct edgepool_cidr v4 = cidr("127.10.0.0/30", AF_INET);
+    struct edgepool *first = NULL, *running = NULL, *fresh = NULL, *restored, *again;
+    struct sockaddr_storage want[2], got[2];
+    char a[32], b[32], err[256];
+    struct saved sv = {0};
+    bool found = false;
+
+    (void)state;
+    for (int i = 0; i < 100 && !found; i++) {
+        for (int j = i + 1; j < 100 && !found; j++) {
+            struct edgepool_req rb = {b, true, false},
+                                both[2] = {{a, true, false}, {b, true, false}};
+
+            snprintf(a, sizeof(a), "n%02d.example.com", i);
+            snprintf(b, sizeof(b), "n%02d.example.com", j);
+            first = edgepool_next(NULL, &v4, NULL, &rb, 1, NULL, 0, err, sizeof(err));
+            running = edgepool_next(first, &v4, NULL, both, 2, NULL, 0, err, sizeof(err));
+            fresh = edgepool_next(NULL, &v4, NULL, both, 2, NULL, 0, err, sizeof(err));
+            assert_non_null(first);
+            assert_non_null(running);
+            assert_non_null(fresh);
+            assert_int_equal(edgepool_lookup(running, b, want, 1), 1);
+            assert_int_equal(edgepool_lookup(fresh, b, got, 1), 1);
+            found = v4_host(&want[0]) != v4_host(&got[0]);
+            edgepool_free(first);
+            edgepool_free(fresh);
+            if (!found)
+                edgepool_free(running);
+        }
+    }
+    assert_true(found);
+    assert_int_equal(edgepool_each(running, save_pair, &sv), 0);
+    assert_int_equal(sv.n, 2);
+    /* a pair from another pool, and one of a family with no pool, are left out */
+    sv.v[sv.n].name = "x.example.com";
+    sv.v[sv.n++].addr = ip("127.99.0.1");
+    sv.v[sv.n].name = "y.example.com";
+    sv.v[sv.n++].addr = ip("fd00::7");
+    restored = edgepool_restore(&v4, NULL, sv.v, (size_t)sv.n);
+    assert_non_null(restored);
+    assert_int_equal(edgepool_size(restored), 2);
+    {
+        struct edgepool_req both[2] = {{a, true, false}, {b, true, false}};
+
+        again = edgepool_next(restored, &v4, NULL, both, 2, NULL, 0, err, sizeof(err));
+    }
+    assert_non_null(again);
+    for (int k = 0; k < 2; k++) {
+        const char *name = k ? b : a;
+
+        assert_int_equal(edgepool_lookup(running, name, want, 1), 1);
+        assert_int_equal(edgepool_lookup(again, name, got, 1), 1);
+        assert_int_equal(v4_host(&want[0]), v4_host(&got[0]));
+    }
+    edgepool_free(running);
+    edgepool_free(restored);
+    edgepool_free(again);
+}
+
 static void test_exhaustion(void **state)
 {
     struct edgepool_cidr v4 = cidr("192.0.2.0/30", AF_INET), v6 = cidr("fd00::/120", AF_INET6);
@@ -373,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_skips_taken),
         cmocka_unit_test(test_collision_keeps_first_holder),
         cmocka_unit_test(test_pool_change_moves_names),
+        cmocka_unit_test(test_restore_keeps_collided_names),
         cmocka_unit_test(test_exhaustion),
         cmocka_unit_test(test_v6_small_pool_distinct),
         cmocka_unit_test(test_check_bindable),

@@ -26,7 +26,7 @@ static void test_open_migrates(void **state)
     struct store *s = open_mem();
 
     (void)state;
-    assert_int_equal(store_schema_version(s), 1);
+    assert_int_equal(store_schema_version(s), 2);
     assert_int_equal(store_token_count(s), 0);
     store_close(s);
 }
@@ -169,12 +169,56 @@ static void test_bad_path(void **state)
     assert_true(strlen(err) > 0);
 }
 
+struct edge_rows {
+    char got[8][64];
+    int n;
+};
+
+static int edge_row(void *ctx, const struct store_edge_addr *a)
+{
+    struct edge_rows *r = ctx;
+
+    assert_true(r->n < 8);
+    snprintf(r->got[r->n++], sizeof(r->got[0]), "%s %s", a->name, a->addr);
+    return 0;
+}
+
+static void test_edge_addrs(void **state)
+{
+    struct store *s = open_mem();
+    struct store_edge_addr v[] = {{"b.example.com", "127.10.0.9"},
+                                  {"a.example.com", "fd00::5"},
+                                  {"a.example.com", "127.10.0.2"}};
+    struct edge_rows r = {0};
+
+    (void)state;
+    assert_int_equal(store_edge_addr_each(s, edge_row, &r), 0);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(store_edge_addrs_replace(s, v, 3), 0);
+    assert_int_equal(store_edge_addr_each(s, edge_row, &r), 0);
+    assert_int_equal(r.n, 3); /* in name order */
+    assert_string_equal(r.got[0], "a.example.com 127.10.0.2");
+    assert_string_equal(r.got[1], "a.example.com fd00::5");
+    assert_string_equal(r.got[2], "b.example.com 127.10.0.9");
+    /* replaced whole */
+    assert_int_equal(store_edge_addrs_replace(s, v, 1), 0);
+    r.n = 0;
+    assert_int_equal(store_edge_addr_each(s, edge_row, &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.got[0], "b.example.com 127.10.0.9");
+    assert_int_equal(store_edge_addrs_replace(s, NULL, 0), 0);
+    r.n = 0;
+    assert_int_equal(store_edge_addr_each(s, edge_row, &r), 0);
+    assert_int_equal(r.n, 0);
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_migrates),  cmocka_unit_test(test_account),
         cmocka_unit_test(test_zones_and_apps), cmocka_unit_test(test_tokens),
-        cmocka_unit_test(test_bad_path),
+        cmocka_unit_test(test_bad_path),       cmocka_unit_test(test_edge_addrs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
