@@ -33,7 +33,12 @@ struct envelope_page {
 json_t *envelope_ok(json_t *result);
 /* The same with "result_info" (<info>) for lists; steals <result>. */
 json_t *envelope_list(json_t *result, const struct envelope_page *info);
-/* {"success":false,"errors":[{"code":<code>,"message":...}],"messages":[],"result":null} */
+/* Replaces every byte of <s> that is not part of a valid UTF-8 sequence with '?'
+ * (in place, so the length stays). */
+void envelope_utf8_scrub(char *s);
+
+/* {"success":false,"errors":[{"code":<code>,"message":...}],"messages":[],"result":null}
+ * The message is scrubbed to valid UTF-8. */
 json_t *envelope_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -321,6 +321,53 @@ static void test_malformed(void **state)
                      404);
 }
 
+/* Found by fuzz/fuzz_api_request.c: a path id that is not UTF-8 went into the error
+ * message, json_pack() refused it and the answer was a 500. */
+static void test_paths_that_are_not_utf8(void **state)
+{
+    struct fixture *f = *state;
+    char path[256];
+    json_t *r;
+
+    assert_int_equal(
+        call(f, "GET", "/client/v4/zones/..\x14\x86\x86\x86\x86", NULL, TOKEN, NULL, &r), 404);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(r, "errors"), 0), "message")),
+                        "Could not route to /zones/..\x14????, perhaps your object identifier "
+                        "is invalid?");
+    json_decref(r);
+    /* a valid character cut in two by the message's length limit */
+    snprintf(path, sizeof(path), "/client/v4/zones/%s/spectrum/apps/%s", f->zone_id,
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9");
+    assert_int_equal(call(f, "GET", path, NULL, TOKEN, NULL, NULL), 404);
+}
+
+static void test_utf8_scrub(void **state)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain", "plain"},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+        {"\x86", "?"},
+        {"\xc0\x80", "??"},           /* overlong NUL */
+        {"\xe0\x80\xaf", "???"},      /* overlong '/' */
+        {"\xed\xa0\x80", "???"},      /* a UTF-16 surrogate */
+        {"\xf4\x90\x80\x80", "????"}, /* above U+10FFFF */
+        {"\xf5\x80", "??"},
+        {"ab\xe2\x82", "ab??"}, /* cut short */
+        {"\xc3\xa9\xc3", "\xc3\xa9?"},
+    };
+    char buf[64];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s", cases[i].in);
+        envelope_utf8_scrub(buf);
+        assert_string_equal(buf, cases[i].out);
+    }
+}
+
 static void test_router(void **state)
 {
     static const struct router_route rs[] = {
@@ -369,6 +416,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_app_lifecycle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paths_that_are_not_utf8, setup, teardown),
+        cmocka_unit_test(test_utf8_scrub),
         cmocka_unit_test(test_router),
         cmocka_unit_test(test_auth_helpers),
     };
