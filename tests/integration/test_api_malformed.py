@@ -29,6 +29,8 @@ CASES = [
     ("apps DELETE", "DELETE", "/zones/{z}/spectrum/apps", None, 405, 7001),
     ("missing zone", "GET", "/zones/{m}", None, 404, 7003),
     ("non-hex zone", "GET", "/zones/not-an-id", None, 404, 7003),
+    ("zone id not UTF-8", "GET", "/zones/..%14%86%86", None, 404, 7003),
+    ("app id cut mid-character", "GET", "/zones/{z}/spectrum/apps/" + "a" * 63 + "%C3%A9", None, 404, 7003),
     ("apps of missing zone", "GET", "/zones/{m}/spectrum/apps", None, 404, 7003),
     ("missing app", "GET", "/zones/{z}/spectrum/apps/{m}", None, 404, 7003),
     ("delete missing app", "DELETE", "/zones/{z}/spectrum/apps/{m}", None, 404, 7003),
