@@ -43,17 +43,16 @@ size_t metrics_render(const struct metrics_input *in, char *buf, size_t len)
     struct out o = {.buf = buf, .len = len};
     const struct worker_stats *w = &in->workers;
 
-    put(&o, "# HELP prism_build_info prism version\n# TYPE prism_build_info gauge\n"
-            "prism_build_info{version=\"%s\"} 1\n",
+    put(&o,
+        "# HELP prism_build_info prism version\n# TYPE prism_build_info gauge\n"
+        "prism_build_info{version=\"%s\"} 1\n",
         in->version);
     metric(&o, "prism_workers", "gauge", "Data-plane worker threads.", (uint64_t)in->n_workers);
     metric(&o, "prism_apps", "gauge", "Spectrum apps running.", in->apps);
     metric(&o, "prism_listeners", "gauge", "Listening addresses and ports.", in->listeners);
-    metric(&o, "prism_tcp_connections_total", "counter", "TCP connections accepted.",
-           w->accepted);
+    metric(&o, "prism_tcp_connections_total", "counter", "TCP connections accepted.", w->accepted);
     metric(&o, "prism_tcp_connections_active", "gauge", "TCP connections open.", w->active);
-    metric(&o, "prism_tcp_accept_errors_total", "counter", "accept() failures.",
-           w->accept_errors);
+    metric(&o, "prism_tcp_accept_errors_total", "counter", "accept() failures.", w->accept_errors);
     metric(&o, "prism_udp_flows_total", "counter", "UDP flows created.", w->udp_flows_created);
     metric(&o, "prism_udp_flows_active", "gauge", "UDP flows open.", w->udp_flows_active);
     metric(&o, "prism_udp_flows_refused_total", "counter",
@@ -66,8 +65,7 @@ size_t metrics_render(const struct metrics_input *in, char *buf, size_t len)
            "Origin replies dropped: no valid SPP header for the flow's client.",
            w->udp_spp_dropped);
     metric(&o, "prism_udp_dropped_total", "counter",
-           "Datagrams dropped otherwise (too large, buffers full, flow refused).",
-           w->udp_dropped);
+           "Datagrams dropped otherwise (too large, buffers full, flow refused).", w->udp_dropped);
     metric(&o, "prism_events_written_total", "counter", "Event log records written.",
            in->events_written);
     metric(&o, "prism_events_lost_total", "counter", "Event log records lost to write errors.",

@@ -10,10 +10,10 @@
 #include "proxy/worker.h"
 
 struct metrics_input {
-    struct worker_stats workers;  /* summed over workers */
-    uint64_t events_written;      /* lines in events.log */
-    uint64_t events_lost;         /* write errors */
-    uint64_t events_dropped;      /* rings full */
+    struct worker_stats workers; /* summed over workers */
+    uint64_t events_written;     /* lines in events.log */
+    uint64_t events_lost;        /* write errors */
+    uint64_t events_dropped;     /* rings full */
     size_t apps, listeners;
     int n_workers;
     const char *version;

@@ -34,10 +34,10 @@ struct event_rec {
     uint64_t client_bytes;  /* read from the client */
     uint64_t origin_bytes;  /* read from the origin */
     struct event_addr client, origin;
-    uint16_t status;        /* Spectrum status code */
-    uint8_t kind;           /* enum event_kind */
-    uint8_t proto;          /* enum event_proto */
-    uint8_t pp;             /* enum app_pp value */
+    uint16_t status; /* Spectrum status code */
+    uint8_t kind;    /* enum event_kind */
+    uint8_t proto;   /* enum event_proto */
+    uint8_t pp;      /* enum app_pp value */
     char app_id[65];
 };
 
@@ -55,9 +55,9 @@ struct event_ring {
 };
 
 enum event_push {
-    EVENT_PUSHED = 0,   /* queued */
-    EVENT_HALF_FULL,    /* queued, and the ring just reached half full: wake the consumer */
-    EVENT_DROPPED,      /* the ring was full: dropped and counted */
+    EVENT_PUSHED = 0, /* queued */
+    EVENT_HALF_FULL,  /* queued, and the ring just reached half full: wake the consumer */
+    EVENT_DROPPED,    /* the ring was full: dropped and counted */
 };
 
 /* Producer side: copies <rec> in, or counts a drop when the ring is full. */

@@ -20,9 +20,9 @@ typedef void (*loop_timer_fn)(struct loop *loop, struct loop_timer *t);
 typedef void (*loop_defer_fn)(struct loop *loop, struct loop_defer *d);
 
 struct loop_io {
-    int fd;           /* borrowed: the owner opens and closes it */
-    loop_io_fn cb;    /* called with the epoll event bits */
-    bool is_added;    /* registered with epoll */
+    int fd;        /* borrowed: the owner opens and closes it */
+    loop_io_fn cb; /* called with the epoll event bits */
+    bool is_added; /* registered with epoll */
 };
 
 struct loop_timer {

@@ -32,7 +32,7 @@ struct slab {
     void *free_list;          /* freed objects */
     uint32_t bump;            /* objects [bump, per_slab) never handed out */
     uint32_t used;
-    bool is_partial;          /* on pool->partial */
+    bool is_partial; /* on pool->partial */
 };
 
 #define SLAB_HDR (((sizeof(struct slab)) + 15u) & ~(size_t)15u)

@@ -11,16 +11,16 @@
 #include <stdint.h>
 
 struct pipe_pair {
-    int rd, wr;              /* owned */
-    struct pipe_pair *next;  /* in the pool's free list */
+    int rd, wr;             /* owned */
+    struct pipe_pair *next; /* in the pool's free list */
 };
 
 struct pipe_pool {
     struct pipe_pair *free_list;
-    size_t n_free;    /* pipes waiting in the list */
-    size_t max_free;  /* beyond this, returned pipes are closed */
-    size_t n_out;     /* pipes lent out */
-    int size_bytes;   /* F_SETPIPE_SZ for new pipes; 0 = kernel default (64 KiB) */
+    size_t n_free;   /* pipes waiting in the list */
+    size_t max_free; /* beyond this, returned pipes are closed */
+    size_t n_out;    /* pipes lent out */
+    int size_bytes;  /* F_SETPIPE_SZ for new pipes; 0 = kernel default (64 KiB) */
 };
 
 void pipe_pool_init(struct pipe_pool *pool, size_t max_free, int size_bytes);

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define APP_ID_MAX 64      /* file ids: [A-Za-z0-9._-]{1,64}; API ids are 32 lowercase hex */
+#define APP_ID_MAX 64 /* file ids: [A-Za-z0-9._-]{1,64}; API ids are 32 lowercase hex */
 #define APP_DNS_NAME_MAX 253
 #define APP_MAX_ORIGINS 64 /* origin_direct entries per app */
 #define APP_MAX_EDGE_IPS 16
@@ -64,7 +64,7 @@ struct app {
     bool ip_firewall;
     bool argo_smart_routing;
     enum app_edge_type edge_type;
-    enum app_connectivity connectivity;      /* dynamic only */
+    enum app_connectivity connectivity;                 /* dynamic only */
     struct sockaddr_storage edge_ips[APP_MAX_EDGE_IPS]; /* static only */
     size_t n_edge_ips;
     bool is_file_managed; /* came from the node configuration file */
@@ -104,8 +104,8 @@ uint16_t app_origin_port(const struct app *app, const struct app_origin *o, uint
 /* Fills <out> with the addresses <app> listens on, given the node's shared edge
  * addresses: static edge_ips as they are; dynamic ones filtered by connectivity.
  * Returns how many (at most <cap>). */
-size_t app_edge_addrs(const struct app *app, const struct sockaddr_storage *shared,
-                      size_t n_shared, struct sockaddr_storage *out, size_t cap);
+size_t app_edge_addrs(const struct app *app, const struct sockaddr_storage *shared, size_t n_shared,
+                      struct sockaddr_storage *out, size_t cap);
 
 /* Checks that no two of <apps> share a transport, edge address and port (a wildcard
  * address overlaps every address of its family). Returns 0, or -EEXIST with <err>

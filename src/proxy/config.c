@@ -537,10 +537,9 @@ static int parse_apps(struct parse *p, const json_t *root, unsigned flags, struc
 struct node_config *config_parse(const char *text, size_t len, unsigned flags, char *err,
                                  size_t errlen)
 {
-    static const char *const keys[] = {"colo",  "data_dir", "workers", "busy_poll_us",
-                                       "api",   "dns",      "edge",    "timeouts",
-                                       "udp",   "geoip",    "resolver", "tls",
-                                       "store", "apps"};
+    static const char *const keys[] = {"colo",     "data_dir", "workers",  "busy_poll_us", "api",
+                                       "dns",      "edge",     "timeouts", "udp",          "geoip",
+                                       "resolver", "tls",      "store",    "apps"};
     struct parse p = {.err = err, .errlen = errlen};
     struct node_config *cfg = NULL;
     json_error_t jerr;

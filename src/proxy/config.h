@@ -15,26 +15,26 @@
 #define CONFIG_MAX_APPS 4096
 
 struct node_config {
-    char colo[16];                       /* "LAB" */
-    char data_dir[4096];                 /* "./var" */
-    int workers;                         /* 0 = one per online CPU */
-    uint32_t busy_poll_us;               /* 100: workers' adaptive busy-poll limit; 0 = off */
-    struct sockaddr_storage api_listen;  /* 127.0.0.1:8080 */
-    struct sockaddr_storage dns_listen;  /* 127.0.0.1:5353 */
+    char colo[16];                      /* "LAB" */
+    char data_dir[4096];                /* "./var" */
+    int workers;                        /* 0 = one per online CPU */
+    uint32_t busy_poll_us;              /* 100: workers' adaptive busy-poll limit; 0 = off */
+    struct sockaddr_storage api_listen; /* 127.0.0.1:8080 */
+    struct sockaddr_storage dns_listen; /* 127.0.0.1:5353 */
     struct sockaddr_storage edge_addrs[CONFIG_MAX_EDGE_ADDRS]; /* 127.0.0.1, ::1 */
     size_t n_edge_addrs;
-    char pool_v4[64], pool_v6[64];       /* "" when null */
-    uint32_t connect_ms;                 /* 10000 */
-    uint32_t idle_ms;                    /* 0 = no idle timeout */
-    uint32_t udp_idle_ms;                /* 30000 */
-    uint32_t drain_ms;                   /* 30000 */
-    uint32_t user_timeout_ms;            /* 30000: TCP_USER_TIMEOUT and keepalive budget */
-    uint32_t udp_max_flows;              /* per worker; 65536 */
+    char pool_v4[64], pool_v6[64]; /* "" when null */
+    uint32_t connect_ms;           /* 10000 */
+    uint32_t idle_ms;              /* 0 = no idle timeout */
+    uint32_t udp_idle_ms;          /* 30000 */
+    uint32_t drain_ms;             /* 30000 */
+    uint32_t user_timeout_ms;      /* 30000: TCP_USER_TIMEOUT and keepalive budget */
+    uint32_t udp_max_flows;        /* per worker; 65536 */
     char geoip_country_db[4096], geoip_asn_db[4096]; /* "" when null */
-    struct sockaddr_storage resolver;    /* ss_family 0 when null */
-    char origin_ca_file[4096];           /* "" when null */
-    char store[256];                     /* "sqlite" */
-    struct app **apps;                   /* owned */
+    struct sockaddr_storage resolver;                /* ss_family 0 when null */
+    char origin_ca_file[4096];                       /* "" when null */
+    char store[256];                                 /* "sqlite" */
+    struct app **apps;                               /* owned */
     size_t n_apps;
 };
 

@@ -62,8 +62,7 @@ fail:
 int dataplane_apply(struct dataplane *dp, struct snap_app *const *apps, size_t n_apps,
                     const struct snap_params *params, char *err, size_t errlen)
 {
-    struct snapshot *s =
-        snapshot_build(dp->cur, apps, n_apps, params, dp->n_workers, err, errlen);
+    struct snapshot *s = snapshot_build(dp->cur, apps, n_apps, params, dp->n_workers, err, errlen);
 
     if (!s)
         return -errno;

@@ -50,11 +50,11 @@ struct udp_listener {
 };
 
 struct flow {
-    struct loop_io io;           /* connected socket towards the origin; owned */
-    struct loop_timer timer;     /* idle timeout */
+    struct loop_io io;       /* connected socket towards the origin; owned */
+    struct loop_timer timer; /* idle timeout */
     struct worker *w;
     struct udp_listener *ul;
-    struct wsnap *ws;            /* counted in ws->live; keeps app alive */
+    struct wsnap *ws; /* counted in ws->live; keeps app alive */
     const struct app *app;
     struct sockaddr_storage client;
     struct sockaddr_storage edge; /* address and port the client sent to */
@@ -63,10 +63,10 @@ struct flow {
     uint64_t last_active_ms;
     uint64_t client_bytes, origin_bytes;
     uint32_t hash;
-    bool has_sent_pp;            /* the PROXY v2 header went out with the first datagram */
+    bool has_sent_pp; /* the PROXY v2 header went out with the first datagram */
     bool is_closed;
-    struct flow *hnext;          /* hash chain */
-    struct list_node link;       /* in ul->flows */
+    struct flow *hnext;    /* hash chain */
+    struct list_node link; /* in ul->flows */
     struct loop_defer defer;
 };
 
@@ -84,14 +84,14 @@ struct udp_out {
     struct sockaddr_storage names[FLOW_OUT_MAX];
     uint8_t ctrl[FLOW_OUT_MAX][64];
     struct loop_defer flush;
-    uint8_t *mem;                /* FLOW_OUT_MAX x FLOW_DGRAM_MAX */
+    uint8_t *mem; /* FLOW_OUT_MAX x FLOW_DGRAM_MAX */
 };
 
 struct udp_state {
-    struct slab_pool flow_pool;  /* struct flow */
+    struct slab_pool flow_pool; /* struct flow */
     struct flow *buckets[FLOW_HASH_BUCKETS];
     size_t n_flows;
-    uint8_t *bufs;               /* FLOW_BATCH x FLOW_DGRAM_MAX */
+    uint8_t *bufs; /* FLOW_BATCH x FLOW_DGRAM_MAX */
     struct mmsghdr msgs[FLOW_BATCH];
     struct iovec iovs[FLOW_BATCH];
     struct sockaddr_storage names[FLOW_BATCH];

@@ -58,8 +58,8 @@ static void listener_unref(struct listener *l)
 }
 
 static struct listener *listener_open(enum app_proto proto, const struct sockaddr_storage *addr,
-                                      bool is_freebind, int n_workers,
-                                      const struct snap_params *p, int *err)
+                                      bool is_freebind, int n_workers, const struct snap_params *p,
+                                      int *err)
 {
     struct sock_tcp_opts opts = {.user_timeout_ms = p->user_timeout_ms};
     struct listener *l = calloc(1, sizeof(*l));
@@ -117,7 +117,8 @@ static int cmp_key(const void *a, const void *b)
 
 static bool addrs_overlap(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-    return a->ss_family == b->ss_family && (addr_ip_equal(a, b) || addr_is_any(a) || addr_is_any(b));
+    return a->ss_family == b->ss_family &&
+           (addr_ip_equal(a, b) || addr_is_any(a) || addr_is_any(b));
 }
 
 /* Two apps on one transport, address and port would both bind (SO_REUSEPORT lets
@@ -138,7 +139,8 @@ static int check_overlaps(struct snap_app *const *apps, size_t n_apps, size_t n_
         const struct app *a = apps[i]->app;
         for (size_t j = 0; j < apps[i]->n_edge; j++)
             for (uint32_t port = a->port_lo; port <= a->port_hi; port++)
-                keys[k++] = (struct bind_key){(uint32_t)a->proto << 16 | port, &apps[i]->edge[j], a};
+                keys[k++] =
+                    (struct bind_key){(uint32_t)a->proto << 16 | port, &apps[i]->edge[j], a};
     }
     qsort(keys, k, sizeof(*keys), cmp_key);
     for (size_t i = 0; i < k && rc == 0; i++) {
@@ -183,8 +185,8 @@ static size_t count_bindings(struct snap_app *const *apps, size_t n_apps)
 }
 
 struct snapshot *snapshot_build(const struct snapshot *prev, struct snap_app *const *apps,
-                                size_t n_apps, const struct snap_params *params,
-                                int n_workers, char *err, size_t errlen)
+                                size_t n_apps, const struct snap_params *params, int n_workers,
+                                char *err, size_t errlen)
 {
     static _Atomic uint64_t next_gen = 1;
     struct snapshot *s = calloc(1, sizeof(*s));
@@ -225,8 +227,7 @@ struct snapshot *snapshot_build(const struct snapshot *prev, struct snap_app *co
                 if (l) {
                     atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
                 } else {
-                    l = listener_open(a->proto, &addr, apps[i]->is_freebind, n_workers, params,
-                                      &e);
+                    l = listener_open(a->proto, &addr, apps[i]->is_freebind, n_workers, params, &e);
                     if (!l) {
                         char text[ADDR_STRLEN];
                         addr_format(&addr, text, sizeof(text));

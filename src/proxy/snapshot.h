@@ -36,10 +36,10 @@ struct snap_app {
 struct listener {
     _Atomic int refs;
     enum app_proto proto;
-    struct sockaddr_storage addr;             /* with the port */
-    int n_fds;                                /* = number of workers */
-    int fds[SNAP_MAX_WORKERS];                /* owned; closed when the last ref goes */
-    void *worker_slot[SNAP_MAX_WORKERS];      /* slot i is read and written by worker i only */
+    struct sockaddr_storage addr;        /* with the port */
+    int n_fds;                           /* = number of workers */
+    int fds[SNAP_MAX_WORKERS];           /* owned; closed when the last ref goes */
+    void *worker_slot[SNAP_MAX_WORKERS]; /* slot i is read and written by worker i only */
 };
 
 struct binding {
@@ -57,11 +57,11 @@ struct snap_params {
 
 struct snapshot {
     _Atomic int refs;
-    uint64_t gen;              /* increases with every snapshot */
+    uint64_t gen; /* increases with every snapshot */
     struct snap_params params;
-    struct binding *bindings;  /* owned array */
+    struct binding *bindings; /* owned array */
     size_t n_bindings;
-    struct snap_app **apps;    /* counted */
+    struct snap_app **apps; /* counted */
     size_t n_apps;
 };
 
@@ -72,15 +72,15 @@ void snap_app_ref(struct snap_app *sa);
 void snap_app_unref(struct snap_app *sa);
 
 /* Builds a snapshot over <apps> (each gets a new reference; each listens on its
- * sa->edge addresses and its ports) for <n_workers> workers. Listeners of <prev> (may be NULL) are reused where transport, address
- * and port match; the others are opened now. Two apps on one transport, address
- * and port (a wildcard address overlaps its whole family) are refused. On failure
- * nothing new stays open, <err> names the app, address and reason, and NULL is
- * returned with errno EEXIST (overlap), a bind/listen errno, or ENOMEM. The result has
- * one reference, owned by the caller. */
+ * sa->edge addresses and its ports) for <n_workers> workers. Listeners of <prev> (may be NULL) are
+ * reused where transport, address and port match; the others are opened now. Two apps on one
+ * transport, address and port (a wildcard address overlaps its whole family) are refused. On
+ * failure nothing new stays open, <err> names the app, address and reason, and NULL is returned
+ * with errno EEXIST (overlap), a bind/listen errno, or ENOMEM. The result has one reference, owned
+ * by the caller. */
 struct snapshot *snapshot_build(const struct snapshot *prev, struct snap_app *const *apps,
-                                size_t n_apps, const struct snap_params *params,
-                                int n_workers, char *err, size_t errlen);
+                                size_t n_apps, const struct snap_params *params, int n_workers,
+                                char *err, size_t errlen);
 
 void snapshot_ref(struct snapshot *s);
 /* Drops a reference; the last one frees the snapshot and unrefs its listeners

@@ -57,12 +57,12 @@ enum tunnel_state {
 
 struct side {
     struct loop_io io;
-    int fd;          /* owned; -1 when closed */
-    bool can_read;   /* edge-triggered readiness not yet consumed */
+    int fd;        /* owned; -1 when closed */
+    bool can_read; /* edge-triggered readiness not yet consumed */
     bool can_write;
-    bool is_eof;     /* we read its FIN */
-    bool is_rdhup;   /* epoll saw its FIN or an error: read until EOF, not a short read */
-    bool is_shut;    /* we sent it our FIN */
+    bool is_eof;   /* we read its FIN */
+    bool is_rdhup; /* epoll saw its FIN or an error: read until EOF, not a short read */
+    bool is_shut;  /* we sent it our FIN */
 };
 
 struct pump {
@@ -77,19 +77,19 @@ struct tunnel {
     struct pump up;   /* client -> origin */
     struct pump down; /* origin -> client */
     struct worker *w;
-    struct wsnap *ws;            /* counted in ws->live; keeps app alive */
-    const struct app *app;       /* from ws->snap */
-    struct loop_timer timer;     /* connect timeout, then idle timeout */
-    struct loop_defer defer;     /* frees the struct after the iteration */
-    uint64_t accepted_ns;        /* realtime, for ConnectTimestamp */
-    uint64_t last_active_ms;     /* loop time of the last byte moved */
+    struct wsnap *ws;        /* counted in ws->live; keeps app alive */
+    const struct app *app;   /* from ws->snap */
+    struct loop_timer timer; /* connect timeout, then idle timeout */
+    struct loop_defer defer; /* frees the struct after the iteration */
+    uint64_t accepted_ns;    /* realtime, for ConnectTimestamp */
+    uint64_t last_active_ms; /* loop time of the last byte moved */
     struct sockaddr_storage client_addr;
     struct sockaddr_storage edge_addr; /* what the client connected to */
     struct sockaddr_storage origin_addr;
     uint16_t edge_port;
-    uint8_t origin_idx;          /* next origin_direct entry to try */
+    uint8_t origin_idx; /* next origin_direct entry to try */
     enum tunnel_state state;
-    struct list_node link;       /* in w->tunnels */
+    struct list_node link; /* in w->tunnels */
 };
 
 static void tunnel_run(struct tunnel *t);
@@ -271,8 +271,7 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
             shutdown(dst->fd, SHUT_WR); /* an error here shows up on the next read */
             dst->is_shut = true;
         }
-        if (!src->is_eof && src->can_read && p->pending == 0 && !p->is_bulk &&
-            dst->can_write) {
+        if (!src->is_eof && src->can_read && p->pending == 0 && !p->is_bulk && dst->can_write) {
             uint16_t status = pump_copy(t, p, src, dst, src_is_client);
             if (status)
                 return status;
@@ -391,8 +390,8 @@ static void on_connected(struct tunnel *t)
         loop_timer_stop(t->w->loop, &t->timer);
     if (t->app->pp == APP_PP_V1 || t->app->pp == APP_PP_V2) {
         uint8_t hdr[PP_MAX_LEN];
-        int n = pp_encode(t->app->pp == APP_PP_V1 ? 1 : 2, false, &t->client_addr,
-                          &t->edge_addr, hdr, sizeof(hdr));
+        int n = pp_encode(t->app->pp == APP_PP_V1 ? 1 : 2, false, &t->client_addr, &t->edge_addr,
+                          hdr, sizeof(hdr));
         BUG_ON(n <= 0);
         t->up.pipe = pipe_pool_get(&t->w->pipes);
         if (!t->up.pipe) {
@@ -466,8 +465,8 @@ static void connect_next(struct tunnel *t, uint16_t last_status)
             continue;
         }
         t->origin.fd = fd;
-        err = loop_io_add(t->w->loop, &t->origin.io, fd,
-                          EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, on_origin_io);
+        err = loop_io_add(t->w->loop, &t->origin.io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                          on_origin_io);
         if (err < 0) {
             close(fd);
             t->origin.fd = -1;

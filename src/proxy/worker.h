@@ -34,49 +34,49 @@ struct wsnap {
 struct wlistener {
     struct loop_io io;
     struct worker *w;
-    struct listener *l;       /* borrowed from the current snapshot */
-    const struct binding *b;  /* the current snapshot's binding for it */
-    uint64_t gen;             /* snapshot generation that last confirmed it */
-    bool is_paused;           /* taken out of epoll after EMFILE */
-    struct list_node link;    /* in worker->listeners */
-    void *udp;                /* proxy/flow.c state for UDP listeners; NULL for TCP */
+    struct listener *l;      /* borrowed from the current snapshot */
+    const struct binding *b; /* the current snapshot's binding for it */
+    uint64_t gen;            /* snapshot generation that last confirmed it */
+    bool is_paused;          /* taken out of epoll after EMFILE */
+    struct list_node link;   /* in worker->listeners */
+    void *udp;               /* proxy/flow.c state for UDP listeners; NULL for TCP */
 };
 
 struct worker_stats {
-    uint64_t accepted;        /* TCP connections accepted */
-    uint64_t active;          /* TCP connections open now */
+    uint64_t accepted; /* TCP connections accepted */
+    uint64_t active;   /* TCP connections open now */
     uint64_t accept_errors;
     uint64_t udp_flows_active;
     uint64_t udp_flows_created;
     uint64_t udp_flows_refused; /* over the per-worker cap */
     uint64_t udp_dgrams_in, udp_dgrams_out;
-    uint64_t udp_spp_dropped;   /* origin replies without a valid SPP header for the flow */
-    uint64_t udp_dropped;       /* other datagrams we could not deliver */
+    uint64_t udp_spp_dropped; /* origin replies without a valid SPP header for the flow */
+    uint64_t udp_dropped;     /* other datagrams we could not deliver */
 };
 
 struct worker {
     int index;
     pthread_t thread;
     struct loop *loop;
-    struct event_ring *ring;        /* owned; the control thread is its consumer */
-    int wake_fd;                    /* eventfd: control -> worker */
-    int notify_fd;                  /* borrowed eventfd: worker -> control (ring half full) */
+    struct event_ring *ring; /* owned; the control thread is its consumer */
+    int wake_fd;             /* eventfd: control -> worker */
+    int notify_fd;           /* borrowed eventfd: worker -> control (ring half full) */
     struct loop_io wake_io;
     _Atomic(struct snapshot *) mailbox; /* next snapshot, one reference; NULL if none */
     _Atomic uint64_t drain_deadline_ms; /* nonzero: stop accepting, exit when idle or then */
-    struct wsnap *cur;              /* snapshot in use */
-    struct list_node retired;       /* older wsnaps still used by live connections */
-    struct list_node listeners;     /* struct wlistener */
-    struct list_node tunnels;       /* struct tunnel, for drain and shutdown */
+    struct wsnap *cur;                  /* snapshot in use */
+    struct list_node retired;           /* older wsnaps still used by live connections */
+    struct list_node listeners;         /* struct wlistener */
+    struct list_node tunnels;           /* struct tunnel, for drain and shutdown */
     struct pipe_pool pipes;
     struct slab_pool tunnel_pool;   /* struct tunnel (tunnel.c) */
     uint8_t *scratch;               /* WORKER_SCRATCH_BYTES: tunnel.c's short-exchange buffer */
     struct loop_timer resume_timer; /* resumes listeners paused by EMFILE */
     struct loop_timer drain_timer;
     bool is_draining;
-    void *udp_state;                /* proxy/flow.c per-worker state (flow table) */
+    void *udp_state; /* proxy/flow.c per-worker state (flow table) */
     struct log_ratelimit log_rl;
-    struct worker_stats stats;      /* written by this worker only; read racily */
+    struct worker_stats stats; /* written by this worker only; read racily */
 };
 
 /* Creates worker <index> (not started); it pokes eventfd <notify_fd> (borrowed)

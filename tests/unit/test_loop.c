@@ -1,9 +1,9 @@
 /* tests/unit/test_loop.c: src/core/loop.c timers, deferred work and I/O removal. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -71,7 +71,7 @@ static void test_stopped_and_rearmed_timers(void **state)
     loop_timer_arm(loop, &b.t, 10);
     loop_timer_arm(loop, &c.t, 15);
     loop_timer_stop(loop, &a.t);
-    loop_timer_stop(loop, &a.t); /* twice is harmless */
+    loop_timer_stop(loop, &a.t);    /* twice is harmless */
     loop_timer_arm(loop, &c.t, 1);  /* moved earlier */
     loop_timer_arm(loop, &b.t, 30); /* moved later */
     while (g_seq < 2)
@@ -156,7 +156,7 @@ static void test_defer_runs_once_per_queueing(void **state)
 
     (void)state;
     loop_defer(loop, &x.d, on_defer);
-    loop_defer(loop, &x.d, on_defer); /* already pending: not queued twice */
+    loop_defer(loop, &x.d, on_defer);               /* already pending: not queued twice */
     assert_int_equal(loop_run_once(loop, 1000), 0); /* returns at once: work pending */
     assert_int_equal(x.runs, 1);
     loop_defer(loop, &x.d, on_defer);
