@@ -267,6 +267,9 @@ static int loop_wait(struct loop *loop, int timeout)
     start = clock_mono_ns();
     if (loop->poll_ns > 0) {
         uint64_t end = start + loop->poll_ns;
+
+        if (timeout > 0 && (uint64_t)timeout * 1000000u < loop->poll_ns)
+            end = start + (uint64_t)timeout * 1000000u; /* a timer is due first */
         do {
             n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
             if (n != 0)
