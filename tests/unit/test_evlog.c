@@ -1,10 +1,11 @@
 /* tests/unit/test_evlog.c: event log lines (src/analytics/evlog.c) and the event
  * ring (src/core/event.h). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <arpa/inet.h>
 #include <jansson.h>

@@ -1,9 +1,10 @@
 /* tests/unit/test_loop.c: src/core/loop.c timers, deferred work and I/O removal. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>

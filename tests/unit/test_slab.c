@@ -1,9 +1,10 @@
 /* tests/unit/test_slab.c: src/core/slab.c object pools. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <stdlib.h>
 #include <string.h>

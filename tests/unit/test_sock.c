@@ -1,10 +1,11 @@
 /* tests/unit/test_sock.c: src/net/sock.c. The data plane relies on accepted sockets
  * inheriting the listener's TCP options (no setsockopt per accept); this pins it. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <errno.h>
 #include <netinet/in.h>
