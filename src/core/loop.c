@@ -93,23 +93,26 @@ int loop_io_mod(struct loop *loop, struct loop_io *io, uint32_t events)
     return 0;
 }
 
-void loop_io_del(struct loop *loop, struct loop_io *io)
+/* Neutralises the events already fetched for <io> in the batch being dispatched. */
+static void forget_fetched(struct loop *loop, struct loop_io *io)
 {
-    if (!io->is_added)
-        return;
-    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
     io->is_added = false;
     for (int i = loop->cur_event + 1; i < loop->n_events; i++)
         if (loop->events[i].data.ptr == io)
             loop->events[i].data.ptr = NULL;
 }
 
+void loop_io_del(struct loop *loop, struct loop_io *io)
+{
+    if (!io->is_added)
+        return;
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    forget_fetched(loop, io);
+}
+
 void loop_io_close(struct loop *loop, struct loop_io *io)
 {
-    for (int i = loop->cur_event + 1; i < loop->n_events; i++)
-        if (loop->events[i].data.ptr == io)
-            loop->events[i].data.ptr = NULL;
-    io->is_added = false;
+    forget_fetched(loop, io);
     close(io->fd);
 }
 
