@@ -327,8 +327,9 @@ size_t dnsmsg_encode_reply(const struct dnsmsg_query *q, const struct dnsmsg_rep
         (r->rcode == DNSMSG_NXDOMAIN || (r->rcode == DNSMSG_NOERROR && n_answers == 0)) &&
         need + DNSMSG_SOA_LEN <= limit)
         soa_at = suffix_offset(q, r->soa_labels);
+    /* a SOA query for the zone's own name: the SOA is the answer */
     is_soa_answer =
-        soa_at && r->is_soa_answer && r->rcode == DNSMSG_NOERROR && q->qtype == DNSMSG_TYPE_SOA;
+        soa_at == DNSMSG_HEADER_LEN && r->rcode == DNSMSG_NOERROR && q->qtype == DNSMSG_TYPE_SOA;
 
     p = put16(p, q->id);
     *p++ = (uint8_t)(0x80 | (q->opcode & 0x0F) << 3 | (r->is_authoritative ? 0x04 : 0) |

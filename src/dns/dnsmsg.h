@@ -79,10 +79,9 @@ struct dnsmsg_reply {
     /* The zone's SOA (RFC 2308): its apex is the question name less its first
      * <n_labels - soa_labels> labels; 0 = no SOA. A negative answer (NXDOMAIN, or
      * NOERROR without a record of the asked type) carries it in the authority
-     * section so resolvers can cache the absence for ttl_s; with is_soa_answer
-     * (a SOA query for the apex) it is the answer. Left out when it does not fit. */
+     * section so resolvers can cache the absence for ttl_s; a SOA query for the
+     * apex itself gets it as the answer. Left out when it does not fit. */
     unsigned soa_labels;
-    bool is_soa_answer;
     uint32_t soa_serial;
 };
 

@@ -314,7 +314,6 @@ static void resolve(struct responder *r, const struct dnsmsg_query *q, struct dn
     if (zone != RESPONDER_OUTSIDE && apex) {
         out->soa_labels = count_labels(apex);
         out->soa_serial = r->serial;
-        out->is_soa_answer = zone == RESPONDER_APEX && q->qtype == DNSMSG_TYPE_SOA;
     }
 }
 
