@@ -219,22 +219,14 @@ static int collect_pair(void *ctx, const struct store_edge_addr *a)
  * leaves it NULL: names are then placed by hash. */
 static void load_pool(struct control *c)
 {
-    struct edgepool_cidr v4, v6;
-    bool has_v4 = c->cfg->pool_v4[0] != '\0', has_v6 = c->cfg->pool_v6[0] != '\0';
     struct saved_pairs sp = {0};
-    char why[160];
-    int rc;
+    int rc = store_edge_addr_each(c->store, collect_pair, &sp);
 
-    if ((!has_v4 && !has_v6) ||
-        (has_v4 && edgepool_parse_cidr(c->cfg->pool_v4, AF_INET, &v4, why, sizeof(why)) != 0) ||
-        (has_v6 && edgepool_parse_cidr(c->cfg->pool_v6, AF_INET6, &v6, why, sizeof(why)) != 0))
-        return;
-    rc = store_edge_addr_each(c->store, collect_pair, &sp);
     if (rc < 0)
         log_warn("edge pools: reading the saved addresses failed (%s); names are placed anew",
                  strerror(-rc));
-    else if (sp.n > 0)
-        c->pool = edgepool_restore(has_v4 ? &v4 : NULL, has_v6 ? &v6 : NULL, sp.v, sp.n);
+    else
+        c->pool = edges_restore(c->cfg, sp.v, sp.n);
     for (size_t i = 0; i < sp.n; i++)
         free(sp.names[i]);
     free(sp.names);
@@ -246,13 +238,6 @@ struct pool_rows {
     char (*text)[ADDR_STRLEN];
     size_t n;
 };
-
-static int count_pair(void *ctx, const char *name, const struct sockaddr_storage *addr)
-{
-    (void)name, (void)addr;
-    (*(size_t *)ctx)++;
-    return 0;
-}
 
 static int put_row(void *ctx, const char *name, const struct sockaddr_storage *addr)
 {
@@ -270,12 +255,11 @@ static int put_row(void *ctx, const char *name, const struct sockaddr_storage *a
 static void save_pool(struct control *c)
 {
     struct pool_rows r = {0};
-    size_t n = 0;
+    size_t n = 2 * edgepool_size(c->pool); /* at most one address per family and name */
     int rc = -ENOMEM;
 
     if (!c->store)
         return;
-    edgepool_each(c->pool, count_pair, &n);
     r.v = calloc(n ? n : 1, sizeof(*r.v));
     r.text = calloc(n ? n : 1, sizeof(*r.text));
     if (r.v && r.text && (rc = edgepool_each(c->pool, put_row, &r)) == 0)

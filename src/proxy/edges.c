@@ -33,6 +33,32 @@ static int check_static_ips(const struct app *app, char *err, size_t errlen)
     return 0;
 }
 
+/* Parses the pools of <cfg> into <v4> and <v6>; <*p4> and <*p6> point at them, or
+ * are NULL for a pool not configured. Returns 0, or -EINVAL (config_parse()
+ * checked them, so only a caller's own config can fail here). */
+static int config_pools(const struct node_config *cfg, struct edgepool_cidr *v4,
+                        struct edgepool_cidr *v6, const struct edgepool_cidr **p4,
+                        const struct edgepool_cidr **p6, char *err, size_t errlen)
+{
+    char why[160];
+
+    *p4 = *p6 = NULL;
+    if (cfg->pool_v4[0] != '\0') {
+        if (edgepool_parse_cidr(cfg->pool_v4, AF_INET, v4, why, sizeof(why)) != 0)
+            goto fail;
+        *p4 = v4;
+    }
+    if (cfg->pool_v6[0] != '\0') {
+        if (edgepool_parse_cidr(cfg->pool_v6, AF_INET6, v6, why, sizeof(why)) != 0)
+            goto fail;
+        *p6 = v6;
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "edge pool: %s", why);
+    return -EINVAL;
+}
+
 /* Plans pool addresses for the dynamic apps of <all> into <*next>: NULL when <cfg>
  * has no pool. With pools, a dynamic app takes only pool addresses: connectivity
  * "all" one of each configured pool, "ipv4"/"ipv6" that family's pool, which must
@@ -42,21 +68,19 @@ static int plan_pools(const struct edgepool *prev, const struct node_config *cfg
                       size_t errlen)
 {
     struct edgepool_cidr v4, v6;
+    const struct edgepool_cidr *p4, *p6;
     struct edgepool_req *reqs = NULL;
     struct sockaddr_storage *reserved = NULL;
     size_t n_reqs = 0, n_reserved = 0;
-    bool has_v4 = cfg->pool_v4[0] != '\0', has_v6 = cfg->pool_v6[0] != '\0';
-    char why[160];
-    int rc = -ENOMEM;
+    bool has_v4, has_v6;
+    int rc = config_pools(cfg, &v4, &v6, &p4, &p6, err, errlen);
 
     *next = NULL;
-    if (!has_v4 && !has_v6)
-        return 0;
-    if ((has_v4 && edgepool_parse_cidr(cfg->pool_v4, AF_INET, &v4, why, sizeof(why)) != 0) ||
-        (has_v6 && edgepool_parse_cidr(cfg->pool_v6, AF_INET6, &v6, why, sizeof(why)) != 0)) {
-        snprintf(err, errlen, "edge pool: %s", why); /* config_parse() checked them */
-        return -EINVAL;
-    }
+    if (rc < 0 || (!p4 && !p6))
+        return rc;
+    has_v4 = p4 != NULL;
+    has_v6 = p6 != NULL;
+    rc = -ENOMEM;
     reqs = calloc(n ? n : 1, sizeof(*reqs));
     reserved = calloc(n * APP_MAX_EDGE_IPS + cfg->n_edge_addrs, sizeof(*reserved));
     if (!reqs || !reserved) {
@@ -87,8 +111,7 @@ static int plan_pools(const struct edgepool *prev, const struct node_config *cfg
         }
         n_reqs++;
     }
-    *next = edgepool_next(prev, has_v4 ? &v4 : NULL, has_v6 ? &v6 : NULL, reqs, n_reqs, reserved,
-                          n_reserved, err, errlen);
+    *next = edgepool_next(prev, p4, p6, reqs, n_reqs, reserved, n_reserved, err, errlen);
     rc = *next ? 0 : -errno;
 out:
     free(reqs);
@@ -144,4 +167,16 @@ int edges_assign(const struct edgepool *prev, const struct node_config *cfg,
         *pool = NULL;
     }
     return rc;
+}
+
+struct edgepool *edges_restore(const struct node_config *cfg, const struct edgepool_pair *pairs,
+                               size_t n)
+{
+    struct edgepool_cidr v4, v6;
+    const struct edgepool_cidr *p4, *p6;
+    char err[200];
+
+    if (n == 0 || config_pools(cfg, &v4, &v6, &p4, &p6, err, sizeof(err)) < 0 || (!p4 && !p6))
+        return NULL;
+    return edgepool_restore(p4, p6, pairs, n);
 }

@@ -20,4 +20,11 @@ int edges_assign(const struct edgepool *prev, const struct node_config *cfg,
                  struct snap_app *const *all, size_t n, struct edgepool **pool, char *err,
                  size_t errlen);
 
+/* The map to pass as <prev> to the first edges_assign() after a start: the <pairs>
+ * a previous run saved (edgepool_each() of its map), kept where they are inside the
+ * pools of <cfg>. NULL when <cfg> has no pools, there are no pairs, or on ENOMEM:
+ * names are then placed by hash. */
+struct edgepool *edges_restore(const struct node_config *cfg, const struct edgepool_pair *pairs,
+                               size_t n);
+
 #endif
