@@ -333,6 +333,23 @@ def udp_ladder(res, config, out):
     out.append("")
 
 
+def workload_units(d):
+    """What the instruction and syscall workloads of one target moved: {"conns":
+    connections, "bulk": GiB}, 0 where a workload did not run."""
+    return {"conns": (d.get("connrate") or {}).get("conns") or 0,
+            "bulk": ((d.get("iperf") or {}).get("bytes") or 0) / 2**30}
+
+
+def syscalls_per(d, run):
+    """(all, epoll_wait, the rest) syscalls per connection ("conns") or per GiB
+    ("bulk") of one target, or None if that workload moved nothing."""
+    n = workload_units(d)[run]
+    if not n:
+        return None
+    total, ep = d[run + "_run"], d[run + "_epoll"]
+    return total / n, ep / n, (total - ep) / n
+
+
 def insn_table(res, out):
     if not res.insn:
         bad = [(k[1], v) for k, v in res.bad.items() if k[2] == "insn"]
@@ -362,10 +379,9 @@ def insn_table(res, out):
         d = res.insn.get(t)
         if not d:
             continue
-        conns = (d.get("connrate") or {}).get("conns") or 0
-        nbytes = (d.get("iperf") or {}).get("bytes") or 0
-        pc = (d["conns_run"] - d["base"]) / conns if conns else None
-        pg = (d["bulk_run"] - d["base"]) / (nbytes / 2**30) if nbytes else None
+        u = workload_units(d)
+        pc = (d["conns_run"] - d["base"]) / u["conns"] if u["conns"] else None
+        pg = (d["bulk_run"] - d["base"]) / u["bulk"] if u["bulk"] else None
         per[t] = (pc, pg)
 
     def usable(v):  # a difference the base run's own variation swallowed is no figure
@@ -421,12 +437,10 @@ def syscalls_table(res, out):
         d = res.syscalls.get(t)
         if not d:
             continue
-        conns = (d.get("connrate") or {}).get("conns") or 0
-        gib = ((d.get("iperf") or {}).get("bytes") or 0) / 2**30
         cells = []
-        for run, n in (("conns", conns), ("bulk", gib)):
-            total, ep = d[run + "_run"], d[run + "_epoll"]
-            cells += [fmt(total / n), fmt(ep / n), fmt((total - ep) / n)] if n else ["–"] * 3
+        for run in ("conns", "bulk"):
+            per = syscalls_per(d, run)
+            cells += [fmt(v) for v in per] if per else ["–"] * 3
             cells.append(kernel_share(d, run) or "–")
         out.append("| %s | %s |" % (t, " | ".join(cells)))
     out.append("")
@@ -528,12 +542,9 @@ def where_the_time_goes(res, cfg, med, out):
         def share(t):
             return kernel_share(sc[t], "conns") if t in sc else None
 
-        def rest(t, run, n_of):
-            d = sc.get(t)
-            n = n_of(d) if d else 0
-            return fmt((d[run + "_run"] - d[run + "_epoll"]) / n) if n else None
-        conns = lambda d: (d.get("connrate") or {}).get("conns") or 0
-        gib = lambda d: ((d.get("iperf") or {}).get("bytes") or 0) / 2**30
+        def rest(t, run):  # syscalls per unit besides epoll_wait
+            per = syscalls_per(sc[t], run) if t in sc else None
+            return fmt(per[2]) if per else None
         lines.append(
             "**New connections** are the kernel's work for every proxy: during the connection "
             "workload the kernel took %s of prism's CPU (%s). prism's own code is the rest, so "
@@ -541,8 +552,8 @@ def where_the_time_goes(res, cfg, med, out):
             "peers that are as kernel-bound. Syscalls per connection besides epoll_wait: prism "
             "%s (%s); of prism's, five are the keepalive and TCP_USER_TIMEOUT options the origin "
             "socket needs to find a dead peer, which the peers as configured here do not set." % (
-                share("prism") or "–", peers_list(share), rest("prism", "conns", conns),
-                peers_list(lambda t: rest(t, "conns", conns))))
+                share("prism") or "–", peers_list(share), rest("prism", "conns"),
+                peers_list(lambda t: rest(t, "conns"))))
         lines.append(
             "**TCP bulk**: proxy cores busy on 1 stream: prism %s (%s). Where prism's core is "
             "not saturated its CPU is not the limit: the load side (iperf3's client and server "
@@ -551,7 +562,7 @@ def where_the_time_goes(res, cfg, med, out):
             "per GiB besides epoll_wait: prism %s (%s)." % (
                 fmt(med("prism", "bulk1_busy"), "cores"),
                 peers_list(lambda t: fmt(med(t, "bulk1_busy"), "cores") if med(t, "bulk1_busy") is not None else None),
-                rest("prism", "bulk", gib), peers_list(lambda t: rest(t, "bulk", gib))))
+                rest("prism", "bulk"), peers_list(lambda t: rest(t, "bulk"))))
     lines.append(
         "**Ping-pong** p99 between rounds: prism %s µs, %s." % (
             spread("prism", "rtt_p99"),

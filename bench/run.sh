@@ -257,20 +257,9 @@ EOF
 
 CLK_TCK=$(getconf CLK_TCK)
 
-# Prints the CPU seconds used so far by the processes in TARGET_ROOTS and all their
-# descendants, including the children they have reaped (socat forks one per connection).
-cpu_seconds() {
-    local r p ticks=0 t
-    for r in "${TARGET_ROOTS[@]}"; do
-        for p in $(tree_pids "$r"); do
-            t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-            ticks=$((ticks + ${t:-0}))
-        done
-    done
-    awk -v t="$ticks" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }'
-}
-
-# Prints "USER_TICKS SYS_TICKS" of the same processes: where the CPU went.
+# Prints "USER_TICKS SYS_TICKS" used so far by the processes in TARGET_ROOTS and all
+# their descendants, including the children they have reaped (socat forks one per
+# connection).
 cpu_split_ticks() {
     local r p u=0 k=0 a b
     for r in "${TARGET_ROOTS[@]}"; do
@@ -280,6 +269,15 @@ cpu_split_ticks() {
         done
     done
     echo "$u $k"
+}
+
+ticks_to_s() { awk -v t="$1" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }'; }
+
+# Prints the CPU seconds (user plus system) used so far by the same processes.
+cpu_seconds() {
+    local u k
+    read -r u k < <(cpu_split_ticks)
+    ticks_to_s $((u + k))
 }
 
 # Prints "PSS_KB RSS_KB" summed over the target's processes.
@@ -860,8 +858,8 @@ perf_during() { # WORKLOAD EVENTS
     read -r u0 k0 < <(cpu_split_ticks)
     insn_workload "$1"
     read -r u1 k1 < <(cpu_split_ticks)
-    PERF_USER=$(awk -v t=$((u1 - u0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
-    PERF_SYS=$(awk -v t=$((k1 - k0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')
+    PERF_USER=$(ticks_to_s $((u1 - u0)))
+    PERF_SYS=$(ticks_to_s $((k1 - k0)))
     kill -INT "$perf_pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
         is_alive "$perf_pid" || break
