@@ -17,6 +17,10 @@
  * was shorter than the maximum, and halves when it was longer, down to zero; so a
  * quiet loop stops spinning after a few waits and only a busy one keeps it.
  *
+ * Tasks (loop_task_queue): a callback that stops early so that one busy connection
+ * does not hold the thread gives way with a task, which runs after the I/O of the
+ * next iteration; the wait before it polls without blocking.
+ *
  * Deleting an I/O handle while a batch is being dispatched: events for it that are
  * still in the batch are neutralised by scanning the batch (it is at most
  * LOOP_MAX_EVENTS long), so a callback never runs for a handle that was removed. */
@@ -28,6 +32,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "core/bug.h"
 #include "core/clock.h"
 
 #define LOOP_MAX_EVENTS 256
@@ -40,6 +45,7 @@ struct loop {
     struct loop_timer **heap; /* min-heap on when_ms */
     size_t heap_len, heap_cap;
     struct loop_defer *defer_head; /* LIFO; order does not matter for frees */
+    struct list_node tasks;        /* struct loop_task, for the next iteration */
     struct epoll_event events[LOOP_MAX_EVENTS];
     int n_events, cur_event; /* the batch being dispatched */
     uint64_t poll_max_ns;    /* busy-poll limit; 0: never */
@@ -59,6 +65,7 @@ struct loop *loop_new(void)
         errno = err;
         return NULL;
     }
+    list_init(&loop->tasks);
     loop->now_ms = clock_mono_ms();
     return loop;
 }
@@ -217,6 +224,23 @@ void loop_defer(struct loop *loop, struct loop_defer *d, loop_defer_fn cb)
     loop->defer_head = d;
 }
 
+void loop_task_init(struct loop_task *t, loop_task_fn cb)
+{
+    list_init(&t->link);
+    t->cb = cb;
+}
+
+void loop_task_queue(struct loop *loop, struct loop_task *t)
+{
+    if (!loop_task_is_queued(t))
+        list_add_tail(&loop->tasks, &t->link);
+}
+
+void loop_task_cancel(struct loop_task *t)
+{
+    list_del(&t->link);
+}
+
 uint64_t loop_now_ms(const struct loop *loop)
 {
     return loop->now_ms;
@@ -232,6 +256,24 @@ static void run_timers(struct loop *loop)
     while (loop->heap_len > 0 && loop->heap[0]->when_ms <= loop->now_ms) {
         struct loop_timer *t = loop->heap[0];
         loop_timer_stop(loop, t);
+        t->cb(loop, t);
+    }
+}
+
+/* Runs the tasks queued before this iteration; what they queue waits for the next. */
+static void run_tasks(struct loop *loop)
+{
+    struct list_node batch;
+
+    if (list_empty(&loop->tasks))
+        return;
+    batch = loop->tasks;
+    batch.next->prev = &batch;
+    batch.prev->next = &batch;
+    list_init(&loop->tasks);
+    while (!list_empty(&batch)) {
+        struct loop_task *t = container_of(batch.next, struct loop_task, link);
+        list_del(&t->link);
         t->cb(loop, t);
     }
 }
@@ -296,7 +338,7 @@ int loop_run_once(struct loop *loop, int max_wait_ms)
 {
     int timeout = max_wait_ms, n;
 
-    if (loop->defer_head)
+    if (loop->defer_head || !list_empty(&loop->tasks))
         timeout = 0;
     else if (loop->heap_len > 0) {
         uint64_t when = loop->heap[0]->when_ms;
@@ -317,6 +359,7 @@ int loop_run_once(struct loop *loop, int max_wait_ms)
     }
     loop->n_events = 0;
     loop->cur_event = 0;
+    run_tasks(loop);
     run_timers(loop);
     run_deferred(loop);
     return 0;

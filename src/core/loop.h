@@ -10,14 +10,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/list.h"
+
 struct loop;
 struct loop_io;
 struct loop_timer;
 struct loop_defer;
+struct loop_task;
 
 typedef void (*loop_io_fn)(struct loop *loop, struct loop_io *io, uint32_t events);
 typedef void (*loop_timer_fn)(struct loop *loop, struct loop_timer *t);
 typedef void (*loop_defer_fn)(struct loop *loop, struct loop_defer *d);
+typedef void (*loop_task_fn)(struct loop *loop, struct loop_task *t);
 
 struct loop_io {
     int fd;        /* borrowed: the owner opens and closes it */
@@ -35,6 +39,11 @@ struct loop_defer {
     struct loop_defer *next; /* in the loop's pending list */
     loop_defer_fn cb;
     bool is_pending;
+};
+
+struct loop_task {
+    struct list_node link; /* in the loop's queue; points to itself when not queued */
+    loop_task_fn cb;
 };
 
 /* Returns a new loop, or NULL (errno says why: epoll_create1 or memory). */
@@ -67,6 +76,17 @@ static inline bool loop_timer_is_armed(const struct loop_timer *t)
  * place to free objects that callers up the stack may still hold. A pending defer
  * is not queued twice. */
 void loop_defer(struct loop *loop, struct loop_defer *d, loop_defer_fn cb);
+
+/* Work that gave way to the other connections: <t> runs once in the next iteration,
+ * after that iteration's I/O callbacks; the next wait does not block while a task is
+ * queued. Queuing a queued task does nothing; cancel before freeing its owner. */
+void loop_task_init(struct loop_task *t, loop_task_fn cb);
+void loop_task_queue(struct loop *loop, struct loop_task *t);
+void loop_task_cancel(struct loop_task *t);
+static inline bool loop_task_is_queued(const struct loop_task *t)
+{
+    return t->link.next != &t->link;
+}
 
 /* Monotonic milliseconds, read once per iteration. */
 uint64_t loop_now_ms(const struct loop *loop);

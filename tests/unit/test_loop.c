@@ -1,4 +1,4 @@
-/* tests/unit/test_loop.c: src/core/loop.c timers, deferred work and I/O removal. */
+/* tests/unit/test_loop.c: src/core/loop.c timers, deferred work, tasks and I/O removal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/bug.h"
+#include "core/clock.h"
 #include "core/loop.h"
 
 struct probe {
@@ -225,6 +226,106 @@ static void test_busy_poll_window_adapts(void **state)
     loop_free(loop);
 }
 
+struct tk {
+    struct loop_task task;
+    struct loop_task *victim; /* cancelled when this one runs */
+    int runs;
+    int order;
+    bool is_requeue;
+};
+
+static void on_task(struct loop *loop, struct loop_task *task)
+{
+    struct tk *k = container_of(task, struct tk, task);
+
+    k->runs++;
+    k->order = ++g_seq;
+    if (k->victim)
+        loop_task_cancel(k->victim);
+    if (k->is_requeue)
+        loop_task_queue(loop, task);
+}
+
+struct seq_io {
+    struct loop_io io;
+    int order;
+};
+
+static void on_seq_io(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+    struct seq_io *r = container_of(io, struct seq_io, io);
+    uint64_t v;
+
+    (void)loop;
+    (void)events;
+    r->order = ++g_seq;
+    BUG_ON(read(io->fd, &v, sizeof(v)) != sizeof(v));
+}
+
+/* Tasks run once, in queueing order, after the iteration's I/O; the wait does not
+ * block while one is queued; one queued from a task waits for the next iteration;
+ * a cancelled one never runs, even when cancelled by a task of the same batch. */
+static void test_tasks_run_next_iteration(void **state)
+{
+    struct loop *loop = loop_new();
+    struct tk a = {0}, b = {0}, c = {0}, spin = {.is_requeue = true};
+    struct seq_io r = {0};
+    uint64_t one = 1, start;
+    int efd = eventfd(0, EFD_NONBLOCK);
+
+    (void)state;
+    g_seq = 0;
+    assert_true(efd >= 0);
+    assert_int_equal(loop_io_add(loop, &r.io, efd, EPOLLIN, on_seq_io), 0);
+    loop_task_init(&a.task, on_task);
+    loop_task_init(&b.task, on_task);
+    loop_task_init(&c.task, on_task);
+    loop_task_init(&spin.task, on_task);
+    assert_false(loop_task_is_queued(&a.task));
+    loop_task_cancel(&a.task); /* not queued: harmless */
+
+    loop_task_queue(loop, &b.task);
+    loop_task_queue(loop, &a.task);
+    loop_task_queue(loop, &b.task); /* already queued: not twice */
+    assert_true(loop_task_is_queued(&a.task));
+    assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
+    start = clock_mono_ms();
+    assert_int_equal(loop_run_once(loop, 2000), 0);
+    assert_true(clock_mono_ms() - start < 1000); /* did not wait for the timeout */
+    assert_int_equal(a.runs, 1);
+    assert_int_equal(b.runs, 1);
+    assert_int_equal(r.order, 1); /* I/O first, then the tasks in order */
+    assert_int_equal(b.order, 2);
+    assert_int_equal(a.order, 3);
+    assert_false(loop_task_is_queued(&a.task));
+
+    /* Cancelled before its turn, here by the task ahead of it in the batch. */
+    a.victim = &c.task;
+    loop_task_queue(loop, &a.task);
+    loop_task_queue(loop, &c.task);
+    loop_task_queue(loop, &b.task);
+    loop_task_cancel(&b.task);
+    assert_int_equal(loop_run_once(loop, 0), 0);
+    assert_int_equal(a.runs, 2);
+    assert_int_equal(b.runs, 1);
+    assert_int_equal(c.runs, 0);
+
+    /* Requeued from its own callback: once per iteration, not in a loop. */
+    loop_task_queue(loop, &spin.task);
+    for (int i = 1; i <= 3; i++) {
+        start = clock_mono_ms();
+        assert_int_equal(loop_run_once(loop, 2000), 0);
+        assert_true(clock_mono_ms() - start < 1000);
+        assert_int_equal(spin.runs, i);
+    }
+    loop_task_cancel(&spin.task);
+    assert_int_equal(loop_run_once(loop, 0), 0);
+    assert_int_equal(spin.runs, 3);
+    loop_io_del(loop, &r.io);
+    close(efd);
+    loop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_many_timers_heap_invariant),
         cmocka_unit_test(test_io_deleted_mid_batch_never_called),
         cmocka_unit_test(test_defer_runs_once_per_queueing),
+        cmocka_unit_test(test_tasks_run_next_iteration),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
