@@ -31,6 +31,12 @@
  * splice until the source runs dry. What send() does not take goes into the pipe,
  * so the back-pressure rule above is unchanged.
  *
+ * Fairness: a direction stops after TUNNEL_RUN_BYTES in one run and resumes from a
+ * loop task in the next iteration, after the events that came in meanwhile, so a
+ * stream that both sides keep up with cannot hold the worker while other
+ * connections wait (HAProxy bounds its work per wakeup the same way). The readiness
+ * flags are kept, so nothing waits for an edge that already came.
+ *
  * Left out on purpose: TLS (buffers instead of splice; a later issue) and retries
  * of an origin after bytes were relayed. */
 #include "proxy/tunnel.h"
@@ -48,6 +54,10 @@
 #include "net/addr.h"
 #include "net/sock.h"
 #include "proxy/pp.h"
+
+/* Bytes one direction reads per wakeup before giving way to the worker's other
+ * connections (see the top of the file). */
+#define TUNNEL_RUN_BYTES (256 * 1024)
 
 enum tunnel_state {
     TUNNEL_CONNECTING = 0,
@@ -81,6 +91,7 @@ struct tunnel {
     const struct app *app;   /* from ws->snap */
     struct loop_timer timer; /* connect timeout, then idle timeout */
     struct loop_defer defer; /* frees the struct after the iteration */
+    struct loop_task resume; /* gave way with bytes still to move */
     uint64_t accepted_ns;    /* realtime, for ConnectTimestamp */
     uint64_t last_active_ms; /* loop time of the last byte moved */
     struct sockaddr_storage client_addr;
@@ -93,6 +104,7 @@ struct tunnel {
 };
 
 static void tunnel_run(struct tunnel *t);
+static void on_resume(struct loop *loop, struct loop_task *task);
 static void tunnel_close(struct tunnel *t, uint16_t status);
 static void connect_next(struct tunnel *t, uint16_t last_status);
 
@@ -244,12 +256,14 @@ static uint16_t pump_copy(struct tunnel *t, struct pump *p, struct side *src, st
     return 0;
 }
 
-/* Moves bytes <src> -> <dst> until neither can make progress. Returns 0, or the
- * status to close the tunnel with. */
+/* Moves bytes <src> -> <dst> until neither can make progress, or until
+ * TUNNEL_RUN_BYTES were read, when it sets *is_yield and the rest waits for the
+ * next loop iteration. Returns 0, or the status to close the tunnel with. */
 static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, struct side *dst,
-                         bool src_is_client)
+                         bool src_is_client, bool *is_yield)
 {
     size_t cap = pipe_pool_capacity(&t->w->pipes);
+    uint64_t start = p->bytes;
 
     for (;;) {
         bool progress = false;
@@ -306,6 +320,10 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
         if (!progress)
             break;
         t->last_active_ms = loop_now_ms(t->w->loop);
+        if (p->bytes - start >= TUNNEL_RUN_BYTES) {
+            *is_yield = true;
+            break;
+        }
     }
     if (p->pending == 0 && p->pipe)
         pump_release(t, p);
@@ -314,19 +332,28 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
 
 static void tunnel_run(struct tunnel *t)
 {
+    bool is_yield = false;
     uint16_t status;
 
     if (t->state != TUNNEL_RELAY)
         return;
-    status = pump_run(t, &t->up, &t->client, &t->origin, true);
+    status = pump_run(t, &t->up, &t->client, &t->origin, true, &is_yield);
     if (status == 0)
-        status = pump_run(t, &t->down, &t->origin, &t->client, false);
+        status = pump_run(t, &t->down, &t->origin, &t->client, false, &is_yield);
     if (status) {
         tunnel_close(t, status);
         return;
     }
     if (t->client.is_shut && t->origin.is_shut)
         tunnel_close(t, 200);
+    else if (is_yield)
+        loop_task_queue(t->w->loop, &t->resume);
+}
+
+static void on_resume(struct loop *loop, struct loop_task *task)
+{
+    (void)loop;
+    tunnel_run(container_of(task, struct tunnel, resume));
 }
 
 /* --- timers --- */
@@ -514,6 +541,7 @@ static void tunnel_close(struct tunnel *t, uint16_t status)
     kind = (status >= 521 && status <= 533) ? EVENT_ORIGIN_ERROR : EVENT_DISCONNECT;
     t->state = TUNNEL_CLOSED;
     loop_timer_stop(w->loop, &t->timer);
+    loop_task_cancel(&t->resume);
     /* A reset on one side is passed on as a reset: the peer must not mistake a
      * truncated stream for a complete one. */
     side_close(t, &t->client, status == 444);
@@ -557,6 +585,7 @@ void tunnel_accept(struct worker *w, struct wlistener *wl, int fd,
     t->accepted_ns = clock_real_ns();
     t->state = TUNNEL_CONNECTING;
     loop_timer_init(&t->timer, on_timer);
+    loop_task_init(&t->resume, on_resume);
     list_add_tail(&w->tunnels, &t->link);
     w->stats.accepted++;
     w->stats.active++;
