@@ -54,7 +54,7 @@ struct pipe_pair *pipe_pool_get(struct pipe_pool *pool)
         errno = err;
         return NULL;
     }
-    /* A larger pipe moves more per splice() call; failure (pipe-max-size, or
+    /* The pool's size, whatever the node's default; failure (pipe-max-size, or
      * the user's pipe quota) just leaves the default size. */
     if (pool->size_bytes > 0)
         (void)fcntl(fds[1], F_SETPIPE_SZ, pool->size_bytes);

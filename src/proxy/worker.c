@@ -30,7 +30,13 @@
 #define ACCEPT_BATCH 64
 #define EMFILE_PAUSE_MS 100
 #define PIPE_POOL_MAX 1024
-#define PIPE_SIZE_BYTES (256 * 1024)
+/* Splice pipes are 64 KiB, the kernel's default, set explicitly so a node-wide
+ * change of the default does not change prism. Measured against 256 KiB on loopback
+ * (bench/, 1 worker, 8 alternating runs each): 1 stream 7.7 against 6.6 Gbit/s, 8
+ * streams 8.9 against 7.5. A larger pipe pushes bursts deep enough into the origin's
+ * receive queue that the bytes have left the receiver's cache before it reads them;
+ * it also quadruples the memory a stalled connection can hold. */
+#define PIPE_SIZE_BYTES (64 * 1024)
 
 static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events);
 static void on_resume(struct loop *loop, struct loop_timer *t);
