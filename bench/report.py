@@ -335,14 +335,16 @@ def udp_ladder(res, config, out):
 
 def workload_units(d):
     """What the instruction and syscall workloads of one target moved: {"conns":
-    connections, "bulk": GiB}, 0 where a workload did not run."""
+    connections, "bulk": GiB, "udp": datagrams echoed}, 0 where a workload did not run."""
     return {"conns": (d.get("connrate") or {}).get("conns") or 0,
-            "bulk": ((d.get("iperf") or {}).get("bytes") or 0) / 2**30}
+            "bulk": ((d.get("iperf") or {}).get("bytes") or 0) / 2**30,
+            "udp": sum(st.get("recv", 0) for st in (d.get("udpload") or {}).get("steps", []))}
 
 
 def syscalls_per(d, run):
-    """(all, epoll_wait, the rest) syscalls per connection ("conns") or per GiB
-    ("bulk") of one target, or None if that workload moved nothing."""
+    """(all, epoll_wait, the rest) syscalls per connection ("conns"), per GiB ("bulk")
+    or per echoed datagram ("udp") of one target, or None if that workload moved
+    nothing."""
     n = workload_units(d)[run]
     if not n:
         return None
@@ -421,24 +423,30 @@ def syscalls_table(res, out):
             "syscall tracepoints here, or SYSCALLS=off)."))
         out.append("")
         return
+    udp_rates = sorted({st.get("rate") for d in res.syscalls.values()
+                        for st in (d.get("udpload") or {}).get("steps", [])} - {None})
+    udp_words = (", and, where it proxies UDP, an echo of 64 B datagrams at %s datagrams/s "
+                 "(per echoed datagram: one in each way)" % "/".join("{:,}".format(r) for r in udp_rates)
+                 if udp_rates else "")
     out.append("Each target starts afresh (1 worker, pinned to CPU 0) and runs the same two "
-               "workloads as the instruction counts while `perf stat` counts the kernel's "
+               "workloads as the instruction counts%s, while `perf stat` counts the kernel's "
                "`raw_syscalls:sys_enter` tracepoint on its processes: exact counts, at full "
                "speed. `epoll_wait` calls are also given apart, since a busy-polling target "
                "makes many of them while it waits. *Kernel share* is the proxy's system time "
                "over its user plus system time during the workload (`/proc/PID/stat`): the "
-               "part of its CPU that is the kernel's TCP work, which no user-space change can "
-               "shorten except by making fewer or cheaper syscalls.")
+               "part of its CPU that is the kernel's network work, which no user-space change "
+               "can shorten except by making fewer or cheaper syscalls." % udp_words)
     out.append("")
     out.append("| target | syscalls per connection | epoll_wait | the rest | kernel share (conns) "
-               "| syscalls per GiB | epoll_wait | the rest | kernel share (bulk) |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+               "| syscalls per GiB | epoll_wait | the rest | kernel share (bulk) "
+               "| syscalls per UDP datagram | epoll_wait | the rest | kernel share (UDP) |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for t in res.targets:
         d = res.syscalls.get(t)
         if not d:
             continue
         cells = []
-        for run in ("conns", "bulk"):
+        for run in ("conns", "bulk", "udp"):
             per = syscalls_per(d, run)
             cells += [fmt(v) for v in per] if per else ["–"] * 3
             cells.append(kernel_share(d, run) or "–")
@@ -569,12 +577,29 @@ def where_the_time_goes(res, cfg, med, out):
             ", ".join("%s %s µs" % (t, spread(t, "rtt_p99")) for t in PEERS
                       if res.values(cfg, t, metric_by_key(res, "rtt_p99")))))
     if med("prism", "udp_rate") is not None:
+        udp_sc = ""
+        if sc.get("prism") and syscalls_per(sc["prism"], "udp"):
+            def udp_share(t):
+                return kernel_share(sc[t], "udp") if t in sc else None
+
+            def udp_rest(t):
+                per = syscalls_per(sc[t], "udp") if t in sc else None
+                return fmt(per[2]) if per else None
+            udp_sc = (" The kernel took %s of prism's CPU while it echoed (%s), and prism made "
+                      "%s syscalls per echoed datagram besides epoll_wait (%s): its datagrams "
+                      "already go in batches (recvmmsg, sendmmsg), so what is left is the "
+                      "kernel's work per datagram, two receives and two sends, each send "
+                      "delivering into the receiver's socket on prism's core. The load side "
+                      "does the same work per datagram on CPU 1, so on loopback a proxy can "
+                      "at best come close to direct." % (
+                          udp_share("prism") or "–", peers_list(udp_share), udp_rest("prism") or "–",
+                          peers_list(udp_rest)))
         lines.append(
             "**UDP**: the load tool and the echo origin share CPU 1; direct reached %s "
-            "datagrams/s (between rounds %s), prism %s (%s), nginx %s (%s)." % (
+            "datagrams/s (between rounds %s), prism %s (%s), nginx %s (%s).%s" % (
                 fmt(med("direct", "udp_rate")), spread("direct", "udp_rate"),
                 fmt(med("prism", "udp_rate")), spread("prism", "udp_rate"),
-                fmt(med("nginx", "udp_rate")), spread("nginx", "udp_rate")))
+                fmt(med("nginx", "udp_rate")), spread("nginx", "udp_rate"), udp_sc))
     out.append("Where the time goes, in this run:")
     out.append("")
     for line in lines:

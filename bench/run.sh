@@ -51,14 +51,15 @@ if [ "$QUICK" = 1 ]; then
     ROUNDS=${ROUNDS:-1}
     ROUNDS_2W=${ROUNDS_2W:-1}
     BULK_S=1 CONN_S=1 PING_N=2000 PING_WARM=200 UDP_STEP_MS=300 UDP_GRACE_MS=100
-    INSN_CONNS=500 INSN_BYTES=64M SC_CONNS=2000 SC_BYTES=256M
+    INSN_CONNS=500 INSN_BYTES=64M SC_CONNS=2000 SC_BYTES=256M SC_UDP_MS=500
 else
     ROUNDS=${ROUNDS:-9}
     ROUNDS_2W=${ROUNDS_2W:-3}
     BULK_S=3 CONN_S=3 PING_N=10000 PING_WARM=1000 UDP_STEP_MS=400 UDP_GRACE_MS=150
-    INSN_CONNS=5000 INSN_BYTES=512M SC_CONNS=20000 SC_BYTES=2G
+    INSN_CONNS=5000 INSN_BYTES=512M SC_CONNS=20000 SC_BYTES=2G SC_UDP_MS=3000
 fi
 IDLE_N=${IDLE_N:-5000,9000}
+SC_UDP_RATE=${SC_UDP_RATE:-20000} # datagrams/s of the syscall count's UDP workload
 UDP_RATES=${UDP_RATES:-20000,50000,75000,100000,125000,150000,200000,250000}
 TESTS=${TESTS:-idle,pingpong,bulk1,bulk8,connrate,udp}
 TARGETS=${TARGETS:-direct,prism,haproxy-splice,haproxy-busy,haproxy,nginx,socat}
@@ -820,6 +821,10 @@ insn_workload() {
         run_load 300 iperf3 -c 127.0.0.1 -p "$PORT_BULK" -n "${WL_BYTES:-$INSN_BYTES}" -J >"$TMP/insn-iperf.json" 2>&1 || true
         stop_tree "$srv" 3
         ;;
+    udp) # a rate every UDP target sustains, so the count is per echoed datagram, not per loss
+        [ -n "$PORT_UDP" ] && run_load 60 "$OUT_DIR/udpload" -c "127.0.0.1:$PORT_UDP" \
+            -r "$SC_UDP_RATE" -d "$SC_UDP_MS" -g "$UDP_GRACE_MS" -p 64 -s 64 >"$TMP/insn-udp.out" 2>&1 || true
+        ;;
     esac
 }
 
@@ -922,10 +927,11 @@ run_insn() {
 }
 
 # ---------------------------------------------------------------------------------------
-# Syscalls: per proxied connection and per GiB, once per target (1 worker), counted by the
-# kernel's syscall tracepoints on the proxy's processes (perf stat), so the count is exact
-# and the target runs at full speed. epoll_wait calls are counted apart: a busy-polling
-# target makes many of them while it waits.
+# Syscalls: per proxied connection, per GiB and per echoed UDP datagram (at SC_UDP_RATE, a
+# rate every UDP target sustains), once per target (1 worker), counted by the kernel's
+# syscall tracepoints on the proxy's processes (perf stat), so the count is exact and the
+# target runs at full speed. epoll_wait calls are counted apart: a busy-polling target
+# makes many of them while it waits.
 
 SYSCALL_EVENTS=raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait
 
@@ -945,12 +951,12 @@ syscalls_one() { # WORKLOAD
 }
 
 run_syscalls() {
-    local conns_t conns_e conns_u conns_k conns_out bytes
+    local conns_t conns_e conns_u conns_k conns_out bytes bulk_json udp_json udp_out
     if ! syscalls_usable; then
         log "syscall counts: off (SYSCALLS=$SYSCALLS, or perf cannot count syscall tracepoints here)"
         return 0
     fi
-    log "syscall counts: perf stat -e $SYSCALL_EVENTS ($SC_CONNS connections, $SC_BYTES)"
+    log "syscall counts: perf stat -e $SYSCALL_EVENTS ($SC_CONNS connections, $SC_BYTES, UDP $SC_UDP_RATE/s for $SC_UDP_MS ms)"
     local WL_CONNS=$SC_CONNS WL_BYTES=$SC_BYTES
     CONFIG=1w WORKERS=1 PROXY_CPUS=0 LOAD_CPUS=1 ROUND=0 ORDER=0
     start_origins
@@ -969,7 +975,15 @@ run_syscalls() {
             emit syscalls missing "" "" "" "$TARGET did not run under perf stat: $START_ERR"
             continue
         fi
-        emit syscalls ok "" "" "{\"conns_run\":$conns_t,\"conns_epoll\":$conns_e,\"conns_user_s\":$conns_u,\"conns_sys_s\":$conns_k,\"bulk_run\":$SC_TOTAL,\"bulk_epoll\":$SC_EPOLL,\"bulk_user_s\":$SC_USER,\"bulk_sys_s\":$SC_SYS,\"connrate\":${conns_out:-null},\"iperf\":$bytes}"
+        bulk_json="\"bulk_run\":$SC_TOTAL,\"bulk_epoll\":$SC_EPOLL,\"bulk_user_s\":$SC_USER,\"bulk_sys_s\":$SC_SYS"
+        udp_json=""
+        rm -f "$TMP/insn-udp.out"
+        syscalls_one udp
+        udp_out=$(grep '^{' "$TMP/insn-udp.out" 2>/dev/null | tail -1 || true)
+        if [ -n "$SC_TOTAL" ] && [ -n "$udp_out" ]; then
+            udp_json=",\"udp_run\":$SC_TOTAL,\"udp_epoll\":$SC_EPOLL,\"udp_user_s\":$SC_USER,\"udp_sys_s\":$SC_SYS,\"udpload\":$udp_out"
+        fi
+        emit syscalls ok "" "" "{\"conns_run\":$conns_t,\"conns_epoll\":$conns_e,\"conns_user_s\":$conns_u,\"conns_sys_s\":$conns_k,$bulk_json,\"connrate\":${conns_out:-null},\"iperf\":$bytes$udp_json}"
     done
     stop_origins
 }
