@@ -170,6 +170,7 @@ static void test_defer_runs_once_per_queueing(void **state)
 struct ready {
     struct loop_io io;
     int calls;
+    int order; /* g_seq at the last call */
 };
 
 static void on_ready(struct loop *loop, struct loop_io *io, uint32_t events)
@@ -180,6 +181,7 @@ static void on_ready(struct loop *loop, struct loop_io *io, uint32_t events)
     (void)loop;
     (void)events;
     r->calls++;
+    r->order = ++g_seq;
     BUG_ON(read(io->fd, &v, sizeof(v)) != sizeof(v));
 }
 
@@ -246,22 +248,6 @@ static void on_task(struct loop *loop, struct loop_task *task)
         loop_task_queue(loop, task);
 }
 
-struct seq_io {
-    struct loop_io io;
-    int order;
-};
-
-static void on_seq_io(struct loop *loop, struct loop_io *io, uint32_t events)
-{
-    struct seq_io *r = container_of(io, struct seq_io, io);
-    uint64_t v;
-
-    (void)loop;
-    (void)events;
-    r->order = ++g_seq;
-    BUG_ON(read(io->fd, &v, sizeof(v)) != sizeof(v));
-}
-
 /* Tasks run once, in queueing order, after the iteration's I/O; the wait does not
  * block while one is queued; one queued from a task waits for the next iteration;
  * a cancelled one never runs, even when cancelled by a task of the same batch. */
@@ -269,14 +255,14 @@ static void test_tasks_run_next_iteration(void **state)
 {
     struct loop *loop = loop_new();
     struct tk a = {0}, b = {0}, c = {0}, spin = {.is_requeue = true};
-    struct seq_io r = {0};
+    struct ready r = {0};
     uint64_t one = 1, start;
     int efd = eventfd(0, EFD_NONBLOCK);
 
     (void)state;
     g_seq = 0;
     assert_true(efd >= 0);
-    assert_int_equal(loop_io_add(loop, &r.io, efd, EPOLLIN, on_seq_io), 0);
+    assert_int_equal(loop_io_add(loop, &r.io, efd, EPOLLIN, on_ready), 0);
     loop_task_init(&a.task, on_task);
     loop_task_init(&b.task, on_task);
     loop_task_init(&c.task, on_task);
