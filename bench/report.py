@@ -316,7 +316,7 @@ def udp_ladder(res, config, out):
             losses, sent = [], []
             for r in recs:
                 for s in r["data"]["steps"]:
-                    if s["rate"] == rate:
+                    if s["rate"] == rate and not s.get("refine"):
                         losses.append(s["loss_pct"])
                         sent.append(s["send_rate"])
             cells.append("%.1f%% (%s)" % (statistics.median(losses), fmt(statistics.median(sent)))
@@ -646,7 +646,7 @@ def write(res, path_out, results_path):
                "%s round trips of 64 B on one connection), TCP bulk with 1 and 8 streams "
                "(iperf3, %s s), new connections (`bench/connrate.c`: connect, 64 B request, "
                "64 B reply, close, 64 in flight, %s s) and UDP echo (`bench/udpload.c`: 64 B "
-               "datagrams from %s source ports at %s datagrams/s, %s ms a step). The origins are "
+               "datagrams from %s source ports at %s datagrams/s, %s ms a step%s). The origins are "
                "`bench/echo_origin.c` (epoll echo, TCP and UDP) and `iperf3 -s`. The proxy's CPU "
                "time (utime+stime of its processes and reaped children, from `/proc/PID/stat`) "
                "is read around each test; *per busy proxy core* divides the work done by it. "
@@ -655,7 +655,10 @@ def write(res, path_out, results_path):
                "rule is the same for every target, and splicing proxies gain the most from it." % (
                    " and ".join(map(str, p.get("idle_n", []))), p.get("pingpong_round_trips"),
                    fmt(p.get("bulk_seconds")), fmt(p.get("connrate_seconds")), p.get("udp_ports"),
-                   ", ".join("{:,}".format(r) for r in p.get("udp_rates", [])), p.get("udp_step_ms")))
+                   ", ".join("{:,}".format(r) for r in p.get("udp_rates", [])), p.get("udp_step_ms"),
+                   (", then %d more steps that bisect between the highest of those rates with "
+                    "under 1%% loss and the next one, for the sustained rate" % p["udp_refine_steps"])
+                   if p.get("udp_refine_steps") else ""))
     out.append("")
     out.append("## Machine and versions")
     out.append("")

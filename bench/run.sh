@@ -61,6 +61,7 @@ fi
 IDLE_N=${IDLE_N:-5000,9000}
 SC_UDP_RATE=${SC_UDP_RATE:-20000} # datagrams/s of the syscall count's UDP workload
 UDP_RATES=${UDP_RATES:-20000,50000,75000,100000,125000,150000,200000,250000}
+UDP_REFINE=${UDP_REFINE:-3} # bisection steps after the ladder (bench/udpload.c -b)
 TESTS=${TESTS:-idle,pingpong,bulk1,bulk8,connrate,udp}
 TARGETS=${TARGETS:-direct,prism,haproxy-splice,haproxy-busy,haproxy,nginx,socat}
 CONFIGS=${CONFIGS:-1w,2w}
@@ -715,7 +716,7 @@ test_udp() {
     fi
     c0=$(proxy_cpu) t0=$(now_s)
     if out=$(run_load 120 "$OUT_DIR/udpload" -c "127.0.0.1:$PORT_UDP" -r "$UDP_RATES" \
-        -d "$UDP_STEP_MS" -g "$UDP_GRACE_MS" -p 64 -s 64 2>"$TMP/load.err"); then
+        -d "$UDP_STEP_MS" -g "$UDP_GRACE_MS" -p 64 -s 64 -b "$UDP_REFINE" 2>"$TMP/load.err"); then
         t1=$(now_s) c1=$(proxy_cpu)
         emit udp ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
     else
@@ -994,10 +995,10 @@ run_syscalls() {
 write_meta() {
     "$PY" - "$RESULTS" "$TS" "$QUICK" "$ROUNDS" "$ROUNDS_2W" "$TESTS" "$TARGETS" "$CONFIGS" \
         "$PRISM_BIN" "$BULK_S" "$CONN_S" "$PING_N" "$UDP_STEP_MS" "$UDP_RATES" "$IDLE_N" \
-        "$INSN_CONNS" "$INSN_BYTES" <<'EOF'
+        "$INSN_CONNS" "$INSN_BYTES" "$UDP_REFINE" <<'EOF'
 import json, os, platform, subprocess, sys
 (path, ts, quick, rounds, rounds2, tests, targets, configs, prism, bulk_s, conn_s, ping_n,
- udp_step, udp_rates, idle_n, insn_conns, insn_bytes) = sys.argv[1:]
+ udp_step, udp_rates, idle_n, insn_conns, insn_bytes, udp_refine) = sys.argv[1:]
 def run(cmd):
     try:
         p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20)
@@ -1015,7 +1016,8 @@ meta = {
     "params": {"bulk_seconds": float(bulk_s), "connrate_seconds": float(conn_s),
                "connrate_in_flight": 64, "message_bytes": 64, "pingpong_round_trips": int(ping_n),
                "udp_step_ms": int(udp_step), "udp_rates": [int(r) for r in udp_rates.split(",")],
-               "udp_ports": 64, "idle_n": [int(n) for n in idle_n.split(",")],
+               "udp_ports": 64, "udp_refine_steps": int(udp_refine),
+               "idle_n": [int(n) for n in idle_n.split(",")],
                "insn_conns": int(insn_conns), "insn_bytes": insn_bytes},
     "machine": {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
                 "mem_total": run("awk '/MemTotal/ {print $2 \" kB\"}' /proc/meminfo"),

@@ -11,7 +11,9 @@
  * Loss is 1 - replies/sent. The sustained rate is the highest achieved send rate of a step
  * with under 1% loss (achieved, because the load tool shares a core with the origin and may
  * fall short of the target at high rates). Two steps in a row with over 50% loss end the
- * ladder early. Prints one JSON object. */
+ * ladder early. With -b N, N more steps then bisect between the highest ladder rate that
+ * held and the next one, which did not, so the sustained rate is not only as fine as the
+ * ladder; they are marked "refine" in the output. Prints one JSON object. */
 #include "bench.h"
 
 #include <signal.h>
@@ -21,7 +23,7 @@
 
 #define USAGE                                                                                      \
     "udpload -c 127.0.0.1:port [-r 20000,50000,...] [-d step_ms] [-g grace_ms] [-p ports] [-s "    \
-    "bytes]"
+    "bytes] [-b refine_steps]"
 #define MAX_STEPS 32
 #define MAX_PORTS 1024
 #define BATCH 16
@@ -41,6 +43,7 @@ struct step {
     uint64_t recv;
     uint64_t send_err; /* sendmmsg() refused the datagram (EAGAIN, ECONNREFUSED) */
     double seconds;    /* how long we actually sent */
+    bool is_refine;    /* a bisection step after the ladder */
 };
 
 static struct step steps[MAX_STEPS];
@@ -185,12 +188,13 @@ int main(int argc, char **argv)
 {
     char default_rates[] = "20000,50000,100000,150000,200000";
     struct sockaddr_in dst;
-    long step_ms = 1000, grace_ms = 200, done = 0, bad_in_row = 0;
+    long step_ms = 1000, grace_ms = 200, done = 0, bad_in_row = 0, n_refine = 0, n_ladder;
+    long lo = 0, hi = 0;
     double best = 0;
     bool have_dst = false;
     int opt, ep;
 
-    while ((opt = getopt(argc, argv, "c:r:d:g:p:s:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:r:d:g:p:s:b:")) != -1) {
         switch (opt) {
         case 'c':
             if (parse_hostport(optarg, &dst) != 0)
@@ -212,6 +216,9 @@ int main(int argc, char **argv)
         case 's':
             msg_len = parse_long(optarg, MAX_DGRAM, USAGE);
             break;
+        case 'b':
+            n_refine = parse_long(optarg, 8, USAGE);
+            break;
         default:
             die_usage("unknown option", USAGE);
         }
@@ -222,6 +229,10 @@ int main(int argc, char **argv)
         die_usage("-s must be at least 16", USAGE);
     if (n_steps == 0)
         n_steps = parse_rates(default_rates);
+    if (n_steps + n_refine > MAX_STEPS)
+        die_usage("too many steps with -b", USAGE);
+    n_ladder = n_steps;
+    n_steps += n_refine; /* every step index a reply may carry */
     signal(SIGPIPE, SIG_IGN);
 
     ep = epoll_create1(EPOLL_CLOEXEC);
@@ -241,12 +252,33 @@ int main(int argc, char **argv)
             die_errno("epoll_ctl");
     }
 
-    for (long s = 0; s < n_steps; s++) {
+    for (long s = 0; s < n_ladder; s++) {
         run_step(ep, (uint32_t)s, (uint64_t)step_ms * 1000000u, (uint64_t)grace_ms * 1000000u);
         done = s + 1;
         bad_in_row = loss_pct(&steps[s]) > 50.0 ? bad_in_row + 1 : 0;
         if (bad_in_row >= 2)
             break;
+    }
+    /* Bisect between the highest rate that held and the lowest one above it that did not. */
+    for (long s = 0; s < done; s++) {
+        if (loss_pct(&steps[s]) < 1.0 && steps[s].rate > lo)
+            lo = steps[s].rate;
+    }
+    for (long s = 0; s < done; s++) {
+        if (loss_pct(&steps[s]) >= 1.0 && steps[s].rate > lo && (hi == 0 || steps[s].rate < hi))
+            hi = steps[s].rate;
+    }
+    for (long i = 0; i < n_refine && lo > 0 && hi > lo + 1; i++) {
+        long s = done;
+
+        steps[s].rate = lo + (hi - lo) / 2;
+        steps[s].is_refine = true;
+        run_step(ep, (uint32_t)s, (uint64_t)step_ms * 1000000u, (uint64_t)grace_ms * 1000000u);
+        done = s + 1;
+        if (loss_pct(&steps[s]) < 1.0)
+            lo = steps[s].rate;
+        else
+            hi = steps[s].rate;
     }
     poll_replies(ep, (uint64_t)grace_ms * 1000000u); /* the last stragglers */
 
@@ -259,9 +291,10 @@ int main(int argc, char **argv)
         if (loss_pct(st) < 1.0 && rate > best)
             best = rate;
         printf("%s{\"rate\":%ld,\"sent\":%llu,\"recv\":%llu,\"send_err\":%llu,"
-               "\"send_rate\":%.0f,\"loss_pct\":%.3f}",
+               "\"send_rate\":%.0f,\"loss_pct\":%.3f%s}",
                s ? "," : "", st->rate, (unsigned long long)st->sent, (unsigned long long)st->recv,
-               (unsigned long long)st->send_err, rate, loss_pct(st));
+               (unsigned long long)st->send_err, rate, loss_pct(st),
+               st->is_refine ? ",\"refine\":true" : "");
     }
     printf("],\"sustained_rate\":%.0f}\n", best);
     for (long i = 0; i < n_socks; i++)
