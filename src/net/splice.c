@@ -54,8 +54,8 @@ struct pipe_pair *pipe_pool_get(struct pipe_pool *pool)
         errno = err;
         return NULL;
     }
-    /* The pool's size, whatever the node's default; failure (pipe-max-size, or
-     * the user's pipe quota) just leaves the default size. */
+    /* A size other than the kernel's default; failure (pipe-max-size, or the
+     * user's pipe quota) just leaves the default size. */
     if (pool->size_bytes > 0)
         (void)fcntl(fds[1], F_SETPIPE_SZ, pool->size_bytes);
     p->rd = fds[0];
