@@ -39,6 +39,19 @@ static inline void list_del(struct list_node *n)
     n->prev = n;
 }
 
+/* Moves every node of <src> to the empty list <dst>, leaving <src> empty. */
+static inline void list_move_all(struct list_node *dst, struct list_node *src)
+{
+    if (list_empty(src)) {
+        list_init(dst);
+        return;
+    }
+    *dst = *src;
+    dst->next->prev = dst;
+    dst->prev->next = dst;
+    list_init(src);
+}
+
 #define list_for_each_safe(pos, tmp, head)                                                         \
     for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
          (pos) = (tmp), (tmp) = (pos)->next)

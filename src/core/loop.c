@@ -265,12 +265,7 @@ static void run_tasks(struct loop *loop)
 {
     struct list_node batch;
 
-    if (list_empty(&loop->tasks))
-        return;
-    batch = loop->tasks;
-    batch.next->prev = &batch;
-    batch.prev->next = &batch;
-    list_init(&loop->tasks);
+    list_move_all(&batch, &loop->tasks);
     while (!list_empty(&batch)) {
         struct loop_task *t = container_of(batch.next, struct loop_task, link);
         list_del(&t->link);

@@ -104,7 +104,6 @@ struct tunnel {
 };
 
 static void tunnel_run(struct tunnel *t);
-static void on_resume(struct loop *loop, struct loop_task *task);
 static void tunnel_close(struct tunnel *t, uint16_t status);
 static void connect_next(struct tunnel *t, uint16_t last_status);
 
