@@ -546,13 +546,15 @@ def where_the_time_goes(res, cfg, med, out):
 
     lines = []
     sc = res.syscalls
-    if sc.get("prism"):
-        def share(t):
-            return kernel_share(sc[t], "conns") if t in sc else None
 
-        def rest(t, run):  # syscalls per unit besides epoll_wait
-            per = syscalls_per(sc[t], run) if t in sc else None
-            return fmt(per[2]) if per else None
+    def share(t, run="conns"):  # the kernel's share of the proxy's CPU in a workload
+        return kernel_share(sc[t], run) if t in sc else None
+
+    def rest(t, run):  # syscalls per unit besides epoll_wait
+        per = syscalls_per(sc[t], run) if t in sc else None
+        return fmt(per[2]) if per else None
+
+    if sc.get("prism"):
         lines.append(
             "**New connections** are the kernel's work for every proxy: during the connection "
             "workload the kernel took %s of prism's CPU (%s). prism's own code is the rest, so "
@@ -578,13 +580,7 @@ def where_the_time_goes(res, cfg, med, out):
                       if res.values(cfg, t, metric_by_key(res, "rtt_p99")))))
     if med("prism", "udp_rate") is not None:
         udp_sc = ""
-        if sc.get("prism") and syscalls_per(sc["prism"], "udp"):
-            def udp_share(t):
-                return kernel_share(sc[t], "udp") if t in sc else None
-
-            def udp_rest(t):
-                per = syscalls_per(sc[t], "udp") if t in sc else None
-                return fmt(per[2]) if per else None
+        if rest("prism", "udp"):
             udp_sc = (" The kernel took %s of prism's CPU while it echoed (%s), and prism made "
                       "%s syscalls per echoed datagram besides epoll_wait (%s): its datagrams "
                       "already go in batches (recvmmsg, sendmmsg), so what is left is the "
@@ -592,8 +588,8 @@ def where_the_time_goes(res, cfg, med, out):
                       "delivering into the receiver's socket on prism's core. The load side "
                       "does the same work per datagram on CPU 1, so on loopback a proxy can "
                       "at best come close to direct." % (
-                          udp_share("prism") or "–", peers_list(udp_share), udp_rest("prism") or "–",
-                          peers_list(udp_rest)))
+                          share("prism", "udp") or "–", peers_list(lambda t: share(t, "udp")),
+                          rest("prism", "udp"), peers_list(lambda t: rest(t, "udp"))))
         lines.append(
             "**UDP**: the load tool and the echo origin share CPU 1; direct reached %s "
             "datagrams/s (between rounds %s), prism %s (%s), nginx %s (%s).%s" % (

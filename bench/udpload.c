@@ -190,6 +190,7 @@ int main(int argc, char **argv)
     struct sockaddr_in dst;
     long step_ms = 1000, grace_ms = 200, done = 0, bad_in_row = 0, n_refine = 0, n_ladder;
     long lo = 0, hi = 0;
+    uint64_t step_ns, grace_ns;
     double best = 0;
     bool have_dst = false;
     int opt, ep;
@@ -233,6 +234,8 @@ int main(int argc, char **argv)
         die_usage("too many steps with -b", USAGE);
     n_ladder = n_steps;
     n_steps += n_refine; /* every step index a reply may carry */
+    step_ns = (uint64_t)step_ms * 1000000u;
+    grace_ns = (uint64_t)grace_ms * 1000000u;
     signal(SIGPIPE, SIG_IGN);
 
     ep = epoll_create1(EPOLL_CLOEXEC);
@@ -253,7 +256,7 @@ int main(int argc, char **argv)
     }
 
     for (long s = 0; s < n_ladder; s++) {
-        run_step(ep, (uint32_t)s, (uint64_t)step_ms * 1000000u, (uint64_t)grace_ms * 1000000u);
+        run_step(ep, (uint32_t)s, step_ns, grace_ns);
         done = s + 1;
         bad_in_row = loss_pct(&steps[s]) > 50.0 ? bad_in_row + 1 : 0;
         if (bad_in_row >= 2)
@@ -273,14 +276,14 @@ int main(int argc, char **argv)
 
         steps[s].rate = lo + (hi - lo) / 2;
         steps[s].is_refine = true;
-        run_step(ep, (uint32_t)s, (uint64_t)step_ms * 1000000u, (uint64_t)grace_ms * 1000000u);
+        run_step(ep, (uint32_t)s, step_ns, grace_ns);
         done = s + 1;
         if (loss_pct(&steps[s]) < 1.0)
             lo = steps[s].rate;
         else
             hi = steps[s].rate;
     }
-    poll_replies(ep, (uint64_t)grace_ms * 1000000u); /* the last stragglers */
+    poll_replies(ep, grace_ns); /* the last stragglers */
 
     printf("{\"ports\":%ld,\"bytes\":%ld,\"bad_replies\":%llu,\"steps\":[", n_socks, msg_len,
            (unsigned long long)bad_replies);
