@@ -100,6 +100,7 @@ static void params_from_config(const struct node_config *cfg, struct snap_params
     p->user_timeout_ms = cfg->user_timeout_ms;
     p->drain_ms = cfg->drain_ms;
     p->udp_max_flows = cfg->udp_max_flows;
+    p->udp_rcvbuf_bytes = cfg->udp_rcvbuf_bytes;
     p->busy_poll_us = cfg->busy_poll_us;
 }
 

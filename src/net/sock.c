@@ -81,6 +81,19 @@ fail:
     return err;
 }
 
+int sock_set_rcvbuf(int fd, uint32_t bytes)
+{
+    int got = 0;
+    socklen_t len = sizeof(got);
+
+    if (set_int(fd, SOL_SOCKET, SO_RCVBUFFORCE, (int)bytes) < 0 &&
+        set_int(fd, SOL_SOCKET, SO_RCVBUF, (int)bytes) < 0)
+        return -errno;
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == -1)
+        return -errno;
+    return got;
+}
+
 int sock_error(int fd)
 {
     int err = 0;

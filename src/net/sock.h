@@ -25,6 +25,12 @@ int sock_listen(const struct sockaddr_storage *addr, bool is_udp, bool is_freebi
 /* Sets TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT. */
 int sock_set_tcp_opts(int fd, const struct sock_tcp_opts *opts);
 
+/* Sets the receive buffer of <fd> to <bytes> as SO_RCVBUF does (Linux doubles it for
+ * its bookkeeping). SO_RCVBUFFORCE is tried first, so that with CAP_NET_ADMIN the
+ * size is not capped by net.core.rmem_max; without it the kernel caps it quietly.
+ * Returns the size the kernel reports afterwards (doubled), or a negative errno. */
+int sock_set_rcvbuf(int fd, uint32_t bytes);
+
 /* Returns the pending error of <fd> (SO_ERROR) as a positive errno, or 0. */
 int sock_error(int fd);
 

@@ -6,7 +6,7 @@
  *
  *   colo, data_dir, workers, busy_poll_us, api{listen}, dns{listen}, edge{addresses, pool_v4,
  *   pool_v6}, timeouts{connect_ms, idle_ms, udp_idle_ms, drain_ms, user_timeout_ms},
- *   udp{max_flows_per_worker}, geoip{country_db, asn_db}, resolver,
+ *   udp{max_flows_per_worker, rcvbuf_bytes}, geoip{country_db, asn_db}, resolver,
  *   tls{origin_ca_file}, store, apps[]
  *
  * The first problem refuses the whole file with a single line: "FIELD: REASON", or
@@ -35,6 +35,8 @@
 
 #define TIMEOUT_MAX_MS 86400000      /* one day */
 #define UDP_MAX_FLOWS_MAX (1u << 24) /* per worker; a flow holds a socket, so fds run out first */
+#define UDP_RCVBUF_MIN 4096u         /* the kernel's own floor is about this */
+#define UDP_RCVBUF_MAX (256u << 20)  /* the kernel doubles it into an int */
 #define CONFIG_MAX_WORKERS 64
 #define CONFIG_MAX_BUSY_POLL_US 10000
 #define CONFIG_MAX_FILE_BYTES (16u << 20)
@@ -236,6 +238,7 @@ static void set_defaults(struct node_config *cfg)
     cfg->drain_ms = 30000;
     cfg->user_timeout_ms = 30000;
     cfg->udp_max_flows = 65536;
+    cfg->udp_rcvbuf_bytes = 4u << 20;
     snprintf(cfg->store, sizeof(cfg->store), "sqlite");
 }
 
@@ -373,7 +376,7 @@ static const struct {
 
 static int parse_timeouts(struct parse *p, const json_t *root, struct node_config *cfg)
 {
-    static const char *const udp_keys[] = {"max_flows_per_worker"};
+    static const char *const udp_keys[] = {"max_flows_per_worker", "rcvbuf_bytes"};
     uint32_t *const dst[ARRAY_SIZE(timeouts)] = {&cfg->connect_ms, &cfg->idle_ms, &cfg->udp_idle_ms,
                                                  &cfg->drain_ms, &cfg->user_timeout_ms};
     const char *keys[ARRAY_SIZE(timeouts)];
@@ -395,6 +398,9 @@ static int parse_timeouts(struct parse *p, const json_t *root, struct node_confi
         return -EINVAL;
     if (udp && get_u32(p, udp, "max_flows_per_worker", "udp.max_flows_per_worker", 1,
                        UDP_MAX_FLOWS_MAX, &cfg->udp_max_flows) != 0)
+        return -EINVAL;
+    if (udp && get_u32(p, udp, "rcvbuf_bytes", "udp.rcvbuf_bytes", UDP_RCVBUF_MIN, UDP_RCVBUF_MAX,
+                       &cfg->udp_rcvbuf_bytes) != 0)
         return -EINVAL;
     return 0;
 }

@@ -57,6 +57,26 @@ static void listener_unref(struct listener *l)
     free(l);
 }
 
+/* Gives every socket of UDP listener <l> a receive buffer of <bytes>: a worker that
+ * is busy elsewhere for a moment must not cost datagrams (the kernel's default of
+ * about 200 KiB holds some 600 small ones). Warns once per build if the kernel
+ * caps it (no CAP_NET_ADMIN and a lower net.core.rmem_max). */
+static void listener_set_rcvbuf(struct listener *l, uint32_t bytes, bool *is_warned)
+{
+    for (int i = 0; i < l->n_fds; i++) {
+        int got = sock_set_rcvbuf(l->fds[i], bytes);
+        if (*is_warned || (got >= 0 && (uint32_t)got >= bytes))
+            continue;
+        *is_warned = true;
+        if (got < 0)
+            log_warn("udp.rcvbuf_bytes %u: %s", bytes, strerror(-got));
+        else
+            log_warn("udp.rcvbuf_bytes %u: the kernel gave %d (net.core.rmem_max caps it "
+                     "without CAP_NET_ADMIN)",
+                     bytes, got / 2);
+    }
+}
+
 static struct listener *listener_open(enum app_proto proto, const struct sockaddr_storage *addr,
                                       bool is_freebind, int n_workers, const struct snap_params *p,
                                       int *err)
@@ -191,6 +211,7 @@ struct snapshot *snapshot_build(const struct snapshot *prev, struct snap_app *co
     static _Atomic uint64_t next_gen = 1;
     struct snapshot *s = calloc(1, sizeof(*s));
     size_t cap;
+    bool is_warned = false;
     int e0;
 
     if (!s)
@@ -226,6 +247,9 @@ struct snapshot *snapshot_build(const struct snapshot *prev, struct snap_app *co
                 l = find_listener(prev, a->proto, &addr);
                 if (l) {
                     atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
+                    if (l->proto == APP_UDP &&
+                        prev->params.udp_rcvbuf_bytes != params->udp_rcvbuf_bytes)
+                        listener_set_rcvbuf(l, params->udp_rcvbuf_bytes, &is_warned);
                 } else {
                     l = listener_open(a->proto, &addr, apps[i]->is_freebind, n_workers, params, &e);
                     if (!l) {
@@ -237,6 +261,8 @@ struct snapshot *snapshot_build(const struct snapshot *prev, struct snap_app *co
                         errno = -e;
                         return NULL;
                     }
+                    if (l->proto == APP_UDP)
+                        listener_set_rcvbuf(l, params->udp_rcvbuf_bytes, &is_warned);
                 }
                 b->l = l;
                 b->sa = apps[i];

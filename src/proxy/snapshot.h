@@ -52,6 +52,7 @@ struct snap_params {
     char colo[16];
     uint32_t connect_ms, idle_ms, udp_idle_ms, user_timeout_ms, drain_ms;
     uint32_t udp_max_flows;
+    uint32_t udp_rcvbuf_bytes; /* SO_RCVBUF of edge UDP sockets */
     uint32_t busy_poll_us;
 };
 

@@ -9,6 +9,7 @@ Only 127.0.0.0/8 and ::1. Every process is started through the procs/prism fixtu
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import threading
@@ -585,6 +586,52 @@ def test_flow_cap_refuses_new_clients_and_keeps_old_ones(prism, udp_origins, por
         assert m.get("prism_udp_flows_refused_total", 0) >= 1, f"no refused flow counted: {m}"
     for s in (a, b, c):
         s.close()
+
+
+def edge_drops(port):
+    """The drop counter /proc/net/udp keeps for the socket bound to 127.0.0.1:<port>."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as f:
+        rows = [line.split() for line in list(f)[1:]]
+    found = [int(r[-1]) for r in rows if r[1] == want]
+    assert found, f"no UDP socket on 127.0.0.1:{port} in /proc/net/udp"
+    return sum(found)
+
+
+@pytest.mark.parametrize("rcvbuf", [None, 4096], ids=["default", "4096"])
+def test_edge_socket_buffers_a_burst_while_the_worker_is_away(prism, udp_origins, ports, rcvbuf):
+    """A worker away for a moment (here: prism stopped with SIGSTOP) must not cost
+    datagrams: by default (udp.rcvbuf_bytes 4 MiB) a burst of 3,000 datagrams waits in
+    the edge socket and all of them reach the origin after SIGCONT. The kernel's
+    default buffer holds about 600 of them; udp.rcvbuf_bytes 4096 holds fewer still,
+    and the kernel counts the rest as drops on prism's edge socket."""
+    n = 3000
+    o = udp_origins(None, rcvbuf=4 << 20)  # counts what arrives, answers nothing
+    eport = ports(hosts=("127.0.0.1",))
+    cfg = udp_cfg([udp_app("burst", eport, o.port)], idle_ms=10000, edge=("127.0.0.1",))
+    cfg.update(workers=1)
+    if rcvbuf is not None:
+        cfg.update(udp={"rcvbuf_bytes": rcvbuf})
+    p = prism(cfg)
+    c = udp_client(("127.0.0.1", eport))
+    c.send(b"x" * 64)  # the flow exists before the burst
+    o.wait(1, timeout=5)
+    drops0 = edge_drops(eport)
+    p.signal(signal.SIGSTOP)
+    try:
+        for _ in range(n):
+            c.send(b"y" * 64)
+        drops = edge_drops(eport) - drops0
+    finally:
+        p.signal(signal.SIGCONT)
+    c.close()
+    if rcvbuf is None:
+        assert drops == 0, f"the edge socket dropped {drops} of a {n}-datagram burst with the default udp.rcvbuf_bytes"
+        # the origin's own buffer may be smaller than the burst: prism's count is the measure
+        wait_until(lambda: (counters(p) or {}).get("prism_udp_datagrams_in_total", 0) >= 1 + n,
+                   timeout=5, msg=f"prism to count {1 + n} datagrams sent to the origin")
+    else:
+        assert drops > n // 2, f"udp.rcvbuf_bytes {rcvbuf}: the edge socket dropped only {drops} of {n}"
 
 
 # ---------------------------------------------------------------------------------

@@ -131,6 +131,9 @@ static struct bad_config bad_configs[] = {
     {"user_timeout_ms_negative", "{'timeouts':{'user_timeout_ms':-5}}", 0,
      "timeouts.user_timeout_ms: "},
     {"max_flows_zero", "{'udp':{'max_flows_per_worker':0}}", 0, "udp.max_flows_per_worker: "},
+    {"rcvbuf_too_small", "{'udp':{'rcvbuf_bytes':4095}}", 0, "udp.rcvbuf_bytes: "},
+    {"rcvbuf_too_large", "{'udp':{'rcvbuf_bytes':268435457}}", 0, "udp.rcvbuf_bytes: "},
+    {"rcvbuf_string", "{'udp':{'rcvbuf_bytes':'4M'}}", 0, "udp.rcvbuf_bytes: "},
     /* features that are not built */
     {"geoip_country_not_built", "{'geoip':{'country_db':'/var/lib/GeoLite2-Country.mmdb'}}", 0,
      "geoip.country_db: GeoIP lookups are not built yet"},
@@ -206,6 +209,7 @@ static void assert_defaults(const struct node_config *c)
     assert_int_equal(c->drain_ms, 30000);
     assert_int_equal(c->user_timeout_ms, 30000);
     assert_int_equal(c->udp_max_flows, 65536);
+    assert_int_equal(c->udp_rcvbuf_bytes, 4 << 20);
     assert_string_equal(c->geoip_country_db, "");
     assert_string_equal(c->geoip_asn_db, "");
     assert_int_equal(c->resolver.ss_family, 0);
@@ -264,7 +268,7 @@ static void test_every_key_set(void **state)
                "'api':{'listen':'[::1]:9000'},'dns':{'listen':'0.0.0.0:53'},"
                "'edge':{'addresses':['0.0.0.0','::']},"
                "'timeouts':{'connect_ms':1,'idle_ms':86400000,'udp_idle_ms':5,'drain_ms':0,"
-               "'user_timeout_ms':0},'udp':{'max_flows_per_worker':1000},"
+               "'user_timeout_ms':0},'udp':{'max_flows_per_worker':1000,'rcvbuf_bytes':4096},"
                "'resolver':'127.0.0.53:53','tls':{'origin_ca_file':'/etc/ssl/ca.pem'}}",
                0);
     assert_string_equal(c->colo, "PDX01");
@@ -281,6 +285,7 @@ static void test_every_key_set(void **state)
     assert_int_equal(c->drain_ms, 0);
     assert_int_equal(c->user_timeout_ms, 0);
     assert_int_equal(c->udp_max_flows, 1000);
+    assert_int_equal(c->udp_rcvbuf_bytes, 4096);
     assert_addr(&c->resolver, "127.0.0.53:53");
     assert_string_equal(c->origin_ca_file, "/etc/ssl/ca.pem");
     config_free(c);
