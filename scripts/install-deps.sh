@@ -8,7 +8,7 @@ BUILD_PKGS=(build-essential pkg-config libjansson-dev libssl-dev libmicrohttpd-d
     libc-ares-dev libsqlite3-dev libcmocka-dev)
 TEST_PKGS=(python3 python3-pytest clang-14 libclang-rt-14-dev nginx-light
     libnginx-mod-stream haproxy openssh-server openssh-client iproute2 iptables
-    dnsmasq-base bind9-dnsutils iperf3 socat procps psmisc)
+    dnsmasq-base bind9-dnsutils iperf3 socat procps psmisc strace)
 BENCH_PKGS=(haproxy nginx-light libnginx-mod-stream socat iperf3 valgrind util-linux)
 
 want=()

@@ -13,11 +13,16 @@ static int set_int(int fd, int level, int name, int value)
     return setsockopt(fd, level, name, &value, sizeof(value)) == -1 ? -errno : 0;
 }
 
-int sock_set_tcp_opts(int fd, const struct sock_tcp_opts *opts)
+int sock_set_nodelay(int fd)
 {
-    int err = set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    return set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+}
 
-    if (err == 0 && opts->user_timeout_ms > 0) {
+int sock_set_keepalive(int fd, const struct sock_tcp_opts *opts)
+{
+    int err = 0;
+
+    if (opts->user_timeout_ms > 0) {
         /* Probe an idle peer after half the budget, three times, so a dead peer is
          * found within about user_timeout_ms whether or not data is in flight
          * (Cloudflare, "When TCP sockets refuse to die"). */
@@ -38,6 +43,13 @@ int sock_set_tcp_opts(int fd, const struct sock_tcp_opts *opts)
             err = set_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)opts->user_timeout_ms);
     }
     return err;
+}
+
+int sock_set_tcp_opts(int fd, const struct sock_tcp_opts *opts)
+{
+    int err = sock_set_nodelay(fd);
+
+    return err == 0 ? sock_set_keepalive(fd, opts) : err;
 }
 
 int sock_listen(const struct sockaddr_storage *addr, bool is_udp, bool is_freebind, int backlog,

@@ -25,6 +25,11 @@ int sock_listen(const struct sockaddr_storage *addr, bool is_udp, bool is_freebi
 /* Sets TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT. */
 int sock_set_tcp_opts(int fd, const struct sock_tcp_opts *opts);
 
+/* The two halves of sock_set_tcp_opts(): TCP_NODELAY alone, and the dead-peer
+ * detection (keepalive and TCP_USER_TIMEOUT; nothing when user_timeout_ms is 0). */
+int sock_set_nodelay(int fd);
+int sock_set_keepalive(int fd, const struct sock_tcp_opts *opts);
+
 /* Sets the receive buffer of <fd> to <bytes> as SO_RCVBUF does (Linux doubles it for
  * its bookkeeping). SO_RCVBUFFORCE is tried first, so that with CAP_NET_ADMIN the
  * size is not capped by net.core.rmem_max; without it the kernel caps it quietly.

@@ -20,6 +20,14 @@
  *
  * Half-close: when a source reaches EOF and its pipe is empty, the destination gets
  * shutdown(SHUT_WR); the tunnel ends with status 200 once both directions are done.
+ * The last direction to finish skips the shutdown: the tunnel closes at once, and
+ * close() sends the FIN itself (its receive queue is empty, having read EOF).
+ *
+ * Dead-peer detection on the origin socket (keepalive, TCP_USER_TIMEOUT: five
+ * setsockopt calls) waits until the connection has lived KEEPALIVE_DEFER_MS, on the
+ * tunnel's timer: most connections are over by then and never pay for it, and a
+ * longer one is watched from a moment later than its start. The client socket
+ * inherits the same options from the listener at accept, at no cost.
  * Any socket error ends it at once with the status of the side and errno where it
  * was observed (tunnel_status_*); a reset is passed on as a reset.
  *
@@ -58,6 +66,11 @@
 /* Bytes one direction reads per wakeup before giving way to the worker's other
  * connections (see the top of the file). */
 #define TUNNEL_RUN_BYTES (256 * 1024)
+
+/* Connection age at which the origin socket gets its keepalive options (see the top
+ * of the file); never more than an eighth of the user timeout, so that a peer that
+ * dies is still found within about timeouts.user_timeout_ms. */
+#define KEEPALIVE_DEFER_MS 1000
 
 enum tunnel_state {
     TUNNEL_CONNECTING = 0,
@@ -98,7 +111,8 @@ struct tunnel {
     struct sockaddr_storage edge_addr; /* what the client connected to */
     struct sockaddr_storage origin_addr;
     uint16_t edge_port;
-    uint8_t origin_idx; /* next origin_direct entry to try */
+    uint8_t origin_idx;    /* next origin_direct entry to try */
+    bool is_keepalive_due; /* the origin socket still waits for its keepalive options */
     enum tunnel_state state;
     struct list_node link; /* in w->tunnels */
 };
@@ -281,7 +295,10 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
             }
         }
         if (p->pending == 0 && src->is_eof && !dst->is_shut) {
-            shutdown(dst->fd, SHUT_WR); /* an error here shows up on the next read */
+            /* Unless the other direction is done too: then the tunnel closes next
+             * and close() sends the FIN (see the top of the file). */
+            if (!(dst->is_eof && src->is_shut))
+                shutdown(dst->fd, SHUT_WR); /* an error here shows up on the next read */
             dst->is_shut = true;
         }
         if (!src->is_eof && src->can_read && p->pending == 0 && !p->is_bulk && dst->can_write) {
@@ -368,6 +385,11 @@ static void on_timer(struct loop *loop, struct loop_timer *timer)
         connect_next(t, 522);
         return;
     }
+    if (t->state == TUNNEL_RELAY && t->is_keepalive_due) {
+        struct sock_tcp_opts opts = {.user_timeout_ms = p->user_timeout_ms};
+        (void)sock_set_keepalive(t->origin.fd, &opts);
+        t->is_keepalive_due = false;
+    }
     if (t->state == TUNNEL_RELAY && p->idle_ms > 0) {
         uint64_t deadline = t->last_active_ms + p->idle_ms;
         if (deadline > loop_now_ms(loop)) {
@@ -408,10 +430,21 @@ static void on_connected(struct tunnel *t)
 {
     const struct snap_params *p = &t->ws->snap->params;
 
+    uint32_t wait_ms = 0;
+
     t->state = TUNNEL_RELAY;
     t->last_active_ms = loop_now_ms(t->w->loop);
-    if (p->idle_ms > 0)
-        loop_timer_arm(t->w->loop, &t->timer, p->idle_ms);
+    t->is_keepalive_due = p->user_timeout_ms > 0;
+    if (t->is_keepalive_due) {
+        wait_ms = p->user_timeout_ms / 8;
+        if (wait_ms > KEEPALIVE_DEFER_MS)
+            wait_ms = KEEPALIVE_DEFER_MS;
+    }
+    /* One timer: the keepalive options first, then the idle timeout re-arms it. */
+    if (p->idle_ms > 0 && (wait_ms == 0 || p->idle_ms < wait_ms))
+        wait_ms = p->idle_ms;
+    if (wait_ms > 0)
+        loop_timer_arm(t->w->loop, &t->timer, wait_ms);
     else
         loop_timer_stop(t->w->loop, &t->timer);
     if (t->app->pp == APP_PP_V1 || t->app->pp == APP_PP_V2) {
@@ -469,7 +502,6 @@ static void on_origin_io(struct loop *loop, struct loop_io *io, uint32_t events)
 static void connect_next(struct tunnel *t, uint16_t last_status)
 {
     const struct snap_params *p = &t->ws->snap->params;
-    struct sock_tcp_opts opts = {.user_timeout_ms = p->user_timeout_ms};
     uint16_t status = last_status;
 
     while (t->origin_idx < t->app->n_origins) {
@@ -483,7 +515,7 @@ static void connect_next(struct tunnel *t, uint16_t last_status)
             status = 524;
             continue;
         }
-        (void)sock_set_tcp_opts(fd, &opts);
+        (void)sock_set_nodelay(fd); /* the keepalive options come later: on_timer() */
         if (connect(fd, (struct sockaddr *)&t->origin_addr, addr_len(&t->origin_addr)) == -1 &&
             errno != EINPROGRESS) {
             status = tunnel_status_connect(errno);

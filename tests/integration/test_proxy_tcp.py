@@ -3,8 +3,12 @@ origin failover, the exact PROXY v1/v2 bytes, 1 GiB integrity each way, and
 half-closes in both directions, each checked against the event log."""
 
 import ipaddress
+import os
+import re
+import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -19,6 +23,7 @@ from conftest import (
     recv_stream,
     recv_until_eof,
     send_stream,
+    wait_until,
 )
 
 PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -436,3 +441,99 @@ def test_idle_timeout_closes_quiet_connection(prism, origins, ports):
     assert waited >= 0.25, f"closed after {waited:.2f}s of silence, well before idle_ms=500"
     _, d = p.conn_events(cport)
     check_record(d, Application="idle", ClientBytes=16, OriginBytes=16)
+
+
+# ---------------------------------------------------------------------------------
+# what a connection costs in syscalls, and the keepalive it gets when it lasts
+
+
+def traced_threads(pid):
+    """Whether every thread of <pid> has a tracer attached."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            if not any(line.startswith("TracerPid:") and line.split()[1] != "0" for line in f):
+                return False
+    return True
+
+
+def test_short_connection_costs_one_setsockopt_and_one_shutdown(prism, origins, ports, procs, tmp_path):
+    """50 short connections (64 bytes each way, the client closes first), with strace on
+    prism: per connection one setsockopt (TCP_NODELAY on the origin socket; the
+    keepalive options wait until a connection lasts) and one shutdown (the FIN to the
+    origin; the client's FIN comes with close()). Before: 6 and 2."""
+    n = 50
+    echo = origins.echo()
+    eport = ports(hosts=("127.0.0.1",))
+    cfg = edge_cfg([app("sc", f"tcp/{eport}", echo.addr)], edges=("127.0.0.1",))
+    cfg["workers"] = 1
+    p = prism(cfg)
+    out = tmp_path / "strace.out"
+    tracer = procs.spawn(
+        ["strace", "-f", "-qq", "-o", str(out), "-e", "trace=setsockopt,shutdown,close", "-p", str(p.pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(lambda: traced_threads(p.pid), timeout=10, msg="strace to attach to every prism thread")
+    cports = []
+    for _ in range(n):
+        s = connect("127.0.0.1", eport)
+        cports.append(s.getsockname()[1])
+        s.sendall(b"q" * 64)
+        assert recv_exact(s, 64) == b"q" * 64
+        s.shutdown(socket.SHUT_WR)
+        rest, err = recv_until_eof(s)
+        assert rest == b"" and err is None, f"after the echo: {rest[:40]!r} {err!r}"
+        s.close()
+    recs = p.events(2 * n, where=lambda r: r.get("Application") == "sc", timeout=10)
+    closing = [r for r in recs if r["Event"] != "connect"]
+    assert sorted(r["ClientPort"] for r in closing) == sorted(cports)
+    assert all(r["Status"] == 200 for r in closing), f"not all ended with 200: {closing}"
+    tracer.send_signal(signal.SIGINT)  # strace detaches and exits
+    tracer.wait(10)
+    lines = out.read_text().splitlines()
+    calls = {name: [x for x in lines if re.search(rf"\b{name}\(", x)] for name in ("setsockopt", "shutdown", "close")}
+    assert len(calls["close"]) >= 2 * n, f"strace saw {len(calls['close'])} close() calls for {n} connections"
+    assert len(calls["setsockopt"]) == n and all("TCP_NODELAY" in x for x in calls["setsockopt"]), (
+        f"{len(calls['setsockopt'])} setsockopt calls for {n} connections: " + "\n".join(calls["setsockopt"][:12])
+    )
+    assert len(calls["shutdown"]) == n, f"{len(calls['shutdown'])} shutdown calls for {n} connections"
+
+
+def ss_established(flt):
+    return subprocess.run(
+        ["ss", "-tnoH", "state", "established", flt], capture_output=True, text=True, check=True, timeout=10
+    ).stdout
+
+
+def test_origin_socket_gets_keepalive_once_the_connection_lasts(prism, origins, ports):
+    """Dead-peer detection: the client socket has keepalive from accept on (inherited
+    from the listener, first probe after half of timeouts.user_timeout_ms); prism's
+    socket to the origin gets it once the connection has lived about a second."""
+    echo = origins.echo()
+    eport = ports(hosts=("127.0.0.1",))
+    p = prism(edge_cfg([app("ka", f"tcp/{eport}", echo.addr)], edges=("127.0.0.1",), user_timeout_ms=30000))
+    t0 = time.monotonic()
+    s = connect("127.0.0.1", eport)
+    cport = s.getsockname()[1]
+    s.sendall(b"k")
+    assert recv_exact(s, 1) == b"k"
+    client_side = ss_established(f"( sport = :{eport} and dport = :{cport} )")
+    origin_side = ss_established(f"( dport = :{echo.port} )")
+    early = time.monotonic() - t0 < 0.5
+    m = re.search(r"timer:\(keepalive,(\d+)sec", client_side)
+    assert m and int(m.group(1)) <= 15, f"prism's client socket has no keepalive of at most 15 s: {client_side!r}"
+    assert origin_side.strip(), "no socket from prism to the origin"
+    if early:
+        assert "keepalive" not in origin_side, f"keepalive on the origin socket at once: {origin_side!r}"
+    wait_until(
+        lambda: re.search(r"timer:\(keepalive,(\d+)sec", ss_established(f"( dport = :{echo.port} )")),
+        timeout=5,
+        msg="keepalive on prism's origin socket",
+    )
+    m = re.search(r"timer:\(keepalive,(\d+)sec", ss_established(f"( dport = :{echo.port} )"))
+    assert int(m.group(1)) <= 15, "the origin socket's first keepalive probe is later than 15 s"
+    s.sendall(b"still")
+    assert recv_exact(s, 5) == b"still"
+    s.close()
+    _, d = p.conn_events(cport)
+    check_record(d, Application="ka", Status=200)
