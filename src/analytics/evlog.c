@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,53 +78,103 @@ void evlog_set_observer(struct evlog *ev, evlog_record_fn fn, void *arg)
     ev->observer_arg = arg;
 }
 
-/* Appends a JSON string (with quotes). Returns the new position or 0 on overflow. */
-static size_t put_str(char *buf, size_t pos, size_t len, const char *s)
+/* A line being built in a caller's buffer. Every append checks the room left and
+ * keeps one byte for the terminating NUL; once something does not fit, the line is
+ * marked full and the rest of the appends do nothing. */
+struct line {
+    char *buf;
+    size_t len, pos;
+    bool is_full;
+};
+
+static void put_mem(struct line *l, const char *s, size_t n)
+{
+    if (l->is_full || l->len - l->pos <= n) {
+        l->is_full = true;
+        return;
+    }
+    memcpy(l->buf + l->pos, s, n);
+    l->pos += n;
+}
+
+#define PUT_LIT(l, s) put_mem((l), (s), sizeof(s) - 1)
+
+static void put_u64(struct line *l, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof(tmp);
+
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put_mem(l, tmp + i, sizeof(tmp) - i);
+}
+
+/* Appends a JSON string (with quotes). */
+static void put_str(struct line *l, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
+    char esc[6] = {'\\', 'u', '0', '0'};
 
-    if (pos + 1 >= len)
-        return 0;
-    buf[pos++] = '"';
-    for (; *s; s++) {
+    PUT_LIT(l, "\"");
+    for (const char *run = s;; s++) {
         unsigned char c = (unsigned char)*s;
-        if (pos + 7 >= len)
-            return 0;
+        if (c != '\0' && c != '"' && c != '\\' && c >= 0x20)
+            continue;
+        put_mem(l, run, (size_t)(s - run));
+        if (c == '\0')
+            break;
         if (c == '"' || c == '\\') {
-            buf[pos++] = '\\';
-            buf[pos++] = (char)c;
-        } else if (c < 0x20) {
-            memcpy(buf + pos, "\\u00", 4);
-            buf[pos + 4] = hex[c >> 4];
-            buf[pos + 5] = hex[c & 15];
-            pos += 6;
+            esc[1] = (char)c;
+            put_mem(l, esc, 2);
+            esc[1] = 'u';
         } else {
-            buf[pos++] = (char)c;
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            put_mem(l, esc, 6);
         }
+        run = s + 1;
     }
-    buf[pos++] = '"';
-    return pos;
+    PUT_LIT(l, "\"");
 }
 
-static void format_ip(const struct event_addr *a, char *out, size_t len)
+static void put_ip(struct line *l, const struct event_addr *a)
 {
+    char text[INET6_ADDRSTRLEN] = "";
+
     if (a->family == 4)
-        inet_ntop(AF_INET, a->ip, out, (socklen_t)len);
+        inet_ntop(AF_INET, a->ip, text, sizeof(text));
     else if (a->family == 6)
-        inet_ntop(AF_INET6, a->ip, out, (socklen_t)len);
-    else
-        snprintf(out, len, "%s", "");
+        inet_ntop(AF_INET6, a->ip, text, sizeof(text));
+    PUT_LIT(l, "\"");
+    put_mem(l, text, strlen(text));
+    PUT_LIT(l, "\"");
 }
 
-static void format_time(uint64_t ns, char *out, size_t len)
+/* Appends "YYYY-MM-DDTHH:MM:SS.mmmZ" with quotes. The three timestamps of a record,
+ * and the records of a batch, mostly fall in the same second: its text is kept
+ * per thread, so gmtime and strftime run about once a second. */
+static void put_time(struct line *l, uint64_t ns)
 {
+    static _Thread_local struct {
+        time_t sec;
+        size_t n;
+        char text[32];
+    } last = {.sec = -1};
     time_t sec = (time_t)(ns / 1000000000u);
-    struct tm tm;
-    size_t n;
+    unsigned ms = (unsigned)((ns / 1000000u) % 1000u);
+    char frac[6] = {
+        '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
 
-    gmtime_r(&sec, &tm);
-    n = strftime(out, len, "\"%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, len - n, ".%03uZ\"", (unsigned)((ns / 1000000u) % 1000u));
+    if (sec != last.sec) {
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        last.n = strftime(last.text, sizeof(last.text), "\"%Y-%m-%dT%H:%M:%S", &tm);
+        last.sec = sec;
+    }
+    put_mem(l, last.text, last.n);
+    put_mem(l, frac, sizeof(frac));
 }
 
 static const char *kind_name(uint8_t kind)
@@ -142,47 +193,55 @@ static const char *pp_name(uint8_t pp)
 
 size_t evlog_format(const struct event_rec *rec, const char *colo, char *buf, size_t len)
 {
-    char cip[INET6_ADDRSTRLEN], oip[INET6_ADDRSTRLEN], app[sizeof(rec->app_id)];
-    char ts[40], cts[40], dts[40];
-    const char *proto = rec->proto == EVENT_UDP ? "udp" : "tcp";
-    size_t pos = 0;
-    int n;
+    struct line l = {.buf = buf, .len = len};
+    char app[sizeof(rec->app_id)];
+    const char *proto = rec->proto == EVENT_UDP ? "\"udp\"" : "\"tcp\"";
+    const char *s;
 
     memcpy(app, rec->app_id, sizeof(app));
     app[sizeof(app) - 1] = '\0';
-    format_ip(&rec->client, cip, sizeof(cip));
-    format_ip(&rec->origin, oip, sizeof(oip));
-    format_time(rec->ts_ns, ts, sizeof(ts));
-    format_time(rec->connect_ns, cts, sizeof(cts));
+    PUT_LIT(&l, "{\"Application\":");
+    put_str(&l, app);
+    PUT_LIT(&l, ",\"ClientIP\":");
+    put_ip(&l, &rec->client);
+    PUT_LIT(&l, ",\"ClientPort\":");
+    put_u64(&l, rec->client.port);
+    PUT_LIT(&l, ",\"ClientProto\":");
+    put_mem(&l, proto, 5);
+    PUT_LIT(&l, ",\"ClientBytes\":");
+    put_u64(&l, rec->client_bytes);
+    PUT_LIT(&l, ",\"OriginIP\":");
+    put_ip(&l, &rec->origin);
+    PUT_LIT(&l, ",\"OriginPort\":");
+    put_u64(&l, rec->origin.port);
+    PUT_LIT(&l, ",\"OriginProto\":");
+    put_mem(&l, proto, 5);
+    PUT_LIT(&l, ",\"OriginBytes\":");
+    put_u64(&l, rec->origin_bytes);
+    PUT_LIT(&l, ",\"ColoCode\":");
+    put_str(&l, colo);
+    PUT_LIT(&l, ",\"ConnectTimestamp\":");
+    put_time(&l, rec->connect_ns);
+    PUT_LIT(&l, ",\"DisconnectTimestamp\":");
     if (rec->disconnect_ns)
-        format_time(rec->disconnect_ns, dts, sizeof(dts));
+        put_time(&l, rec->disconnect_ns);
     else
-        snprintf(dts, sizeof(dts), "null");
-
-    n = snprintf(buf, len, "{\"Application\":");
-    if (n < 0 || (size_t)n >= len)
+        PUT_LIT(&l, "null");
+    PUT_LIT(&l, ",\"Event\":\"");
+    s = kind_name(rec->kind);
+    put_mem(&l, s, strlen(s));
+    PUT_LIT(&l, "\",\"ProxyProtocol\":\"");
+    s = pp_name(rec->pp);
+    put_mem(&l, s, strlen(s));
+    PUT_LIT(&l, "\",\"Status\":");
+    put_u64(&l, rec->status);
+    PUT_LIT(&l, ",\"Timestamp\":");
+    put_time(&l, rec->ts_ns);
+    PUT_LIT(&l, "}\n");
+    if (l.is_full)
         return 0;
-    pos = put_str(buf, (size_t)n, len, app);
-    if (!pos)
-        return 0;
-    n = snprintf(buf + pos, len - pos,
-                 ",\"ClientIP\":\"%s\",\"ClientPort\":%u,\"ClientProto\":\"%s\","
-                 "\"ClientBytes\":%" PRIu64 ",\"OriginIP\":\"%s\",\"OriginPort\":%u,"
-                 "\"OriginProto\":\"%s\",\"OriginBytes\":%" PRIu64 ",\"ColoCode\":",
-                 cip, rec->client.port, proto, rec->client_bytes, oip, rec->origin.port, proto,
-                 rec->origin_bytes);
-    if (n < 0 || (size_t)n >= len - pos)
-        return 0;
-    pos = put_str(buf, pos + (size_t)n, len, colo);
-    if (!pos)
-        return 0;
-    n = snprintf(buf + pos, len - pos,
-                 ",\"ConnectTimestamp\":%s,\"DisconnectTimestamp\":%s,\"Event\":\"%s\","
-                 "\"ProxyProtocol\":\"%s\",\"Status\":%u,\"Timestamp\":%s}\n",
-                 cts, dts, kind_name(rec->kind), pp_name(rec->pp), rec->status, ts);
-    if (n < 0 || (size_t)n >= len - pos)
-        return 0;
-    return pos + (size_t)n;
+    buf[l.pos] = '\0';
+    return l.pos;
 }
 
 static void flush(struct evlog *ev, size_t n_records)

@@ -111,6 +111,50 @@ static void test_strings_are_escaped(void **state)
     json_decref(o);
 }
 
+/* The whole line, byte for byte: field order, number and time formats, escapes. */
+static void test_exact_bytes(void **state)
+{
+    struct event_rec r = sample();
+    char buf[1024];
+    size_t n;
+
+    (void)state;
+    r.ts_ns = 1763800000123456789ull;
+    r.origin_bytes = UINT64_MAX;
+    r.origin.port = 65535;
+    snprintf(r.app_id, sizeof(r.app_id), "s\"h\x01");
+    n = evlog_format(&r, "LAB", buf, sizeof(buf));
+    assert_string_equal(
+        buf,
+        "{\"Application\":\"s\\\"h\\u0001\",\"ClientIP\":\"192.0.2.7\",\"ClientPort\":51000,"
+        "\"ClientProto\":\"tcp\",\"ClientBytes\":1234,\"OriginIP\":\"2001:db8::1\","
+        "\"OriginPort\":65535,\"OriginProto\":\"tcp\",\"OriginBytes\":18446744073709551615,"
+        "\"ColoCode\":\"LAB\",\"ConnectTimestamp\":\"2025-11-22T08:26:40.000Z\","
+        "\"DisconnectTimestamp\":\"2025-11-22T08:26:40.123Z\",\"Event\":\"disconnect\","
+        "\"ProxyProtocol\":\"v2\",\"Status\":444,\"Timestamp\":\"2025-11-22T08:26:40.123Z\"}\n");
+    assert_int_equal(n, strlen(buf));
+
+    /* a connect record over UDP, one second later, no client address, no bytes */
+    r.kind = EVENT_CONNECT;
+    r.status = 0;
+    r.disconnect_ns = 0;
+    r.proto = EVENT_UDP;
+    r.pp = 3;
+    r.client.family = 0;
+    r.client_bytes = 0;
+    r.ts_ns = r.connect_ns = 1763800001007000000ull;
+    n = evlog_format(&r, "L\\B", buf, sizeof(buf));
+    assert_string_equal(
+        buf,
+        "{\"Application\":\"s\\\"h\\u0001\",\"ClientIP\":\"\",\"ClientPort\":51000,"
+        "\"ClientProto\":\"udp\",\"ClientBytes\":0,\"OriginIP\":\"2001:db8::1\","
+        "\"OriginPort\":65535,\"OriginProto\":\"udp\",\"OriginBytes\":18446744073709551615,"
+        "\"ColoCode\":\"L\\\\B\",\"ConnectTimestamp\":\"2025-11-22T08:26:41.007Z\","
+        "\"DisconnectTimestamp\":null,\"Event\":\"connect\","
+        "\"ProxyProtocol\":\"simple\",\"Status\":0,\"Timestamp\":\"2025-11-22T08:26:41.007Z\"}\n");
+    assert_int_equal(n, strlen(buf));
+}
+
 static void test_short_buffer_returns_zero(void **state)
 {
     struct event_rec r = sample();
@@ -154,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_line_has_logpush_fields_and_types),
         cmocka_unit_test(test_connect_record_has_null_disconnect),
         cmocka_unit_test(test_strings_are_escaped),
+        cmocka_unit_test(test_exact_bytes),
         cmocka_unit_test(test_short_buffer_returns_zero),
         cmocka_unit_test(test_ring_fifo_and_drop_count),
     };
