@@ -8,8 +8,11 @@
  * epoll_pwait2) sends what the schedule says is due, in sendmmsg() batches of up to 16 on
  * one socket, the sockets taken in turn.
  *
- * Loss is 1 - replies/sent. The sustained rate is the highest achieved send rate of a step
- * with under 1% loss (achieved, because the load tool shares a core with the origin and may
+ * Loss is 1 - replies/sent, where a reply counts only if it came back within -l ms (50) of
+ * its datagram's send time: a deep socket buffer can hide a proxy that falls behind for a
+ * whole step (the replies all arrive, late), and a rate is only sustained if the replies
+ * keep up; late replies are reported apart. The sustained rate is the highest achieved send rate of
+ * a step with under 1% loss (achieved, because the load tool shares a core with the origin and may
  * fall short of the target at high rates). Two steps in a row with over 50% loss end the
  * ladder early. With -b N, N more steps then bisect between the highest ladder rate that
  * held and the next one, which did not, so the sustained rate is not only as fine as the
@@ -23,7 +26,7 @@
 
 #define USAGE                                                                                      \
     "udpload -c 127.0.0.1:port [-r 20000,50000,...] [-d step_ms] [-g grace_ms] [-p ports] [-s "    \
-    "bytes] [-b refine_steps]"
+    "bytes] [-b refine_steps] [-l late_ms]"
 #define MAX_STEPS 32
 #define MAX_PORTS 1024
 #define BATCH 16
@@ -35,12 +38,14 @@ struct payload {
     uint32_t magic;
     uint32_t step;
     uint64_t seq;
+    uint64_t sent_ns;
 };
 
 struct step {
     long rate; /* target datagrams per second */
     uint64_t sent;
-    uint64_t recv;
+    uint64_t recv;     /* replies back within the late bound */
+    uint64_t late;     /* replies back after it: counted as lost */
     uint64_t send_err; /* sendmmsg() refused the datagram (EAGAIN, ECONNREFUSED) */
     double seconds;    /* how long we actually sent */
     bool is_refine;    /* a bisection step after the ladder */
@@ -52,6 +57,7 @@ static int socks[MAX_PORTS];
 static long n_socks = 64;
 static long msg_len = 64;
 static uint64_t bad_replies;
+static uint64_t late_ns = 50000000u;
 
 static long parse_rates(char *s)
 {
@@ -75,6 +81,7 @@ static void drain(int fd)
     static char bufs[RECV_BATCH][MAX_DGRAM];
     static struct iovec iov[RECV_BATCH];
     static struct mmsghdr msgs[RECV_BATCH];
+    uint64_t now;
 
     for (int pass = 0; pass < 64; pass++) {
         int n;
@@ -89,6 +96,7 @@ static void drain(int fd)
         n = recvmmsg(fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             return;
+        now = now_ns();
         for (int i = 0; i < n; i++) {
             struct payload p;
 
@@ -101,7 +109,10 @@ static void drain(int fd)
                 bad_replies++;
                 continue;
             }
-            steps[p.step].recv++;
+            if (now - p.sent_ns > late_ns)
+                steps[p.step].late++;
+            else
+                steps[p.step].recv++;
         }
         if (n < RECV_BATCH)
             return;
@@ -128,10 +139,12 @@ static void send_batch(struct step *st, uint32_t s, int count, long *next_sock)
     struct iovec iov[BATCH];
     struct mmsghdr msgs[BATCH];
     int fd = socks[*next_sock], m;
+    uint64_t now = now_ns();
 
     *next_sock = (*next_sock + 1) % n_socks;
     for (int i = 0; i < count; i++) {
-        struct payload p = {.magic = MAGIC, .step = s, .seq = st->sent + (uint64_t)i};
+        struct payload p = {
+            .magic = MAGIC, .step = s, .seq = st->sent + (uint64_t)i, .sent_ns = now};
 
         memcpy(bufs[i], &p, sizeof(p));
         iov[i].iov_base = bufs[i];
@@ -195,7 +208,7 @@ int main(int argc, char **argv)
     bool have_dst = false;
     int opt, ep;
 
-    while ((opt = getopt(argc, argv, "c:r:d:g:p:s:b:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:r:d:g:p:s:b:l:")) != -1) {
         switch (opt) {
         case 'c':
             if (parse_hostport(optarg, &dst) != 0)
@@ -220,6 +233,9 @@ int main(int argc, char **argv)
         case 'b':
             n_refine = parse_long(optarg, 8, USAGE);
             break;
+        case 'l':
+            late_ns = (uint64_t)parse_long(optarg, 10000, USAGE) * 1000000u;
+            break;
         default:
             die_usage("unknown option", USAGE);
         }
@@ -227,7 +243,7 @@ int main(int argc, char **argv)
     if (!have_dst)
         die_usage("need -c", USAGE);
     if (msg_len < (long)sizeof(struct payload))
-        die_usage("-s must be at least 16", USAGE);
+        die_usage("-s must be at least 24", USAGE);
     if (n_steps == 0)
         n_steps = parse_rates(default_rates);
     if (n_steps + n_refine > MAX_STEPS)
@@ -285,7 +301,8 @@ int main(int argc, char **argv)
     }
     poll_replies(ep, grace_ns); /* the last stragglers */
 
-    printf("{\"ports\":%ld,\"bytes\":%ld,\"bad_replies\":%llu,\"steps\":[", n_socks, msg_len,
+    printf("{\"ports\":%ld,\"bytes\":%ld,\"late_ms\":%llu,\"bad_replies\":%llu,\"steps\":[",
+           n_socks, msg_len, (unsigned long long)(late_ns / 1000000u),
            (unsigned long long)bad_replies);
     for (long s = 0; s < done; s++) {
         const struct step *st = &steps[s];
@@ -293,10 +310,10 @@ int main(int argc, char **argv)
 
         if (loss_pct(st) < 1.0 && rate > best)
             best = rate;
-        printf("%s{\"rate\":%ld,\"sent\":%llu,\"recv\":%llu,\"send_err\":%llu,"
+        printf("%s{\"rate\":%ld,\"sent\":%llu,\"recv\":%llu,\"late\":%llu,\"send_err\":%llu,"
                "\"send_rate\":%.0f,\"loss_pct\":%.3f%s}",
                s ? "," : "", st->rate, (unsigned long long)st->sent, (unsigned long long)st->recv,
-               (unsigned long long)st->send_err, rate, loss_pct(st),
+               (unsigned long long)st->late, (unsigned long long)st->send_err, rate, loss_pct(st),
                st->is_refine ? ",\"refine\":true" : "");
     }
     printf("],\"sustained_rate\":%.0f}\n", best);

@@ -238,7 +238,7 @@ static void set_defaults(struct node_config *cfg)
     cfg->drain_ms = 30000;
     cfg->user_timeout_ms = 30000;
     cfg->udp_max_flows = 65536;
-    cfg->udp_rcvbuf_bytes = 4u << 20;
+    cfg->udp_rcvbuf_bytes = 1u << 20;
     snprintf(cfg->store, sizeof(cfg->store), "sqlite");
 }
 

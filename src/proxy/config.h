@@ -30,7 +30,7 @@ struct node_config {
     uint32_t drain_ms;             /* 30000 */
     uint32_t user_timeout_ms;      /* 30000: TCP_USER_TIMEOUT and keepalive budget */
     uint32_t udp_max_flows;        /* per worker; 65536 */
-    uint32_t udp_rcvbuf_bytes;     /* SO_RCVBUF of each edge UDP socket; 4 MiB */
+    uint32_t udp_rcvbuf_bytes;     /* SO_RCVBUF of each edge UDP socket; 1 MiB */
     char geoip_country_db[4096], geoip_asn_db[4096]; /* "" when null */
     struct sockaddr_storage resolver;                /* ss_family 0 when null */
     char origin_ca_file[4096];                       /* "" when null */

@@ -209,7 +209,7 @@ static void assert_defaults(const struct node_config *c)
     assert_int_equal(c->drain_ms, 30000);
     assert_int_equal(c->user_timeout_ms, 30000);
     assert_int_equal(c->udp_max_flows, 65536);
-    assert_int_equal(c->udp_rcvbuf_bytes, 4 << 20);
+    assert_int_equal(c->udp_rcvbuf_bytes, 1 << 20);
     assert_string_equal(c->geoip_country_db, "");
     assert_string_equal(c->geoip_asn_db, "");
     assert_int_equal(c->resolver.ss_family, 0);
