@@ -654,7 +654,10 @@ def write(res, path_out, results_path):
                    ", ".join("{:,}".format(r) for r in p.get("udp_rates", [])), p.get("udp_step_ms"),
                    (", then %d more steps that bisect between the highest of those rates with "
                     "under 1%% loss and the next one, for the sustained rate" % p["udp_refine_steps"])
-                   if p.get("udp_refine_steps") else ""))
+                   if p.get("udp_refine_steps") else "") +
+                   ("; a reply that comes back more than %d ms after its datagram was sent counts as "
+                    "lost, so a deep socket buffer cannot pass a rate the path does not keep up with"
+                    % p["udp_late_ms"] if p.get("udp_late_ms") else ""))
     out.append("")
     out.append("## Machine and versions")
     out.append("")

@@ -62,6 +62,7 @@ IDLE_N=${IDLE_N:-5000,9000}
 SC_UDP_RATE=${SC_UDP_RATE:-20000} # datagrams/s of the syscall count's UDP workload
 UDP_RATES=${UDP_RATES:-20000,50000,75000,100000,125000,150000,200000,250000}
 UDP_REFINE=${UDP_REFINE:-3} # bisection steps after the ladder (bench/udpload.c -b)
+UDP_LATE_MS=${UDP_LATE_MS:-50} # a reply later than this counts as lost (bench/udpload.c -l)
 TESTS=${TESTS:-idle,pingpong,bulk1,bulk8,connrate,udp}
 TARGETS=${TARGETS:-direct,prism,haproxy-splice,haproxy-busy,haproxy,nginx,socat}
 CONFIGS=${CONFIGS:-1w,2w}
@@ -716,7 +717,8 @@ test_udp() {
     fi
     c0=$(proxy_cpu) t0=$(now_s)
     if out=$(run_load 120 "$OUT_DIR/udpload" -c "127.0.0.1:$PORT_UDP" -r "$UDP_RATES" \
-        -d "$UDP_STEP_MS" -g "$UDP_GRACE_MS" -p 64 -s 64 -b "$UDP_REFINE" 2>"$TMP/load.err"); then
+        -d "$UDP_STEP_MS" -g "$UDP_GRACE_MS" -p 64 -s 64 -b "$UDP_REFINE" -l "$UDP_LATE_MS" \
+        2>"$TMP/load.err"); then
         t1=$(now_s) c1=$(proxy_cpu)
         emit udp ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
     else
@@ -995,10 +997,10 @@ run_syscalls() {
 write_meta() {
     "$PY" - "$RESULTS" "$TS" "$QUICK" "$ROUNDS" "$ROUNDS_2W" "$TESTS" "$TARGETS" "$CONFIGS" \
         "$PRISM_BIN" "$BULK_S" "$CONN_S" "$PING_N" "$UDP_STEP_MS" "$UDP_RATES" "$IDLE_N" \
-        "$INSN_CONNS" "$INSN_BYTES" "$UDP_REFINE" <<'EOF'
+        "$INSN_CONNS" "$INSN_BYTES" "$UDP_REFINE" "$UDP_LATE_MS" <<'EOF'
 import json, os, platform, subprocess, sys
 (path, ts, quick, rounds, rounds2, tests, targets, configs, prism, bulk_s, conn_s, ping_n,
- udp_step, udp_rates, idle_n, insn_conns, insn_bytes, udp_refine) = sys.argv[1:]
+ udp_step, udp_rates, idle_n, insn_conns, insn_bytes, udp_refine, udp_late) = sys.argv[1:]
 def run(cmd):
     try:
         p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20)
@@ -1016,7 +1018,7 @@ meta = {
     "params": {"bulk_seconds": float(bulk_s), "connrate_seconds": float(conn_s),
                "connrate_in_flight": 64, "message_bytes": 64, "pingpong_round_trips": int(ping_n),
                "udp_step_ms": int(udp_step), "udp_rates": [int(r) for r in udp_rates.split(",")],
-               "udp_ports": 64, "udp_refine_steps": int(udp_refine),
+               "udp_ports": 64, "udp_refine_steps": int(udp_refine), "udp_late_ms": int(udp_late),
                "idle_n": [int(n) for n in idle_n.split(",")],
                "insn_conns": int(insn_conns), "insn_bytes": insn_bytes},
     "machine": {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
