@@ -560,8 +560,8 @@ def where_the_time_goes(res, cfg, med, out):
             "workload the kernel took %s of prism's CPU (%s). prism's own code is the rest, so "
             "even making it free could not lift connections per core by the 1.3× asked over "
             "peers that are as kernel-bound. Syscalls per connection besides epoll_wait: prism "
-            "%s (%s); of prism's, five are the keepalive and TCP_USER_TIMEOUT options the origin "
-            "socket needs to find a dead peer, which the peers as configured here do not set." % (
+            "%s (%s). prism's origin socket gets its keepalive and TCP_USER_TIMEOUT options "
+            "only once a connection has lived a second, so these short ones do without them." % (
                 share("prism") or "–", peers_list(share), rest("prism", "conns"),
                 peers_list(lambda t: rest(t, "conns"))))
         lines.append(
@@ -635,6 +635,14 @@ def write(res, path_out, results_path):
     out.append("```")
     out.append("")
     p = m.get("params", {})
+    udp_extra = ""
+    if p.get("udp_refine_steps"):
+        udp_extra += (", then %d more steps that bisect between the highest of those rates with "
+                      "under 1%% loss and the next one, for the sustained rate" % p["udp_refine_steps"])
+    if p.get("udp_late_ms"):
+        udp_extra += ("; a reply that comes back more than %d ms after its datagram was sent "
+                      "counts as lost, so a deep socket buffer cannot pass a rate the path does not "
+                      "keep up with" % p["udp_late_ms"])
     out.append("Each round starts every target afresh, in an order rotated by one each round, "
                "and runs on it, in order: memory per idle connection (`bench/idleconns.c`: "
                "%s connections through the proxy, each echoing one byte, held while the proxy's "
@@ -652,12 +660,7 @@ def write(res, path_out, results_path):
                    " and ".join(map(str, p.get("idle_n", []))), p.get("pingpong_round_trips"),
                    fmt(p.get("bulk_seconds")), fmt(p.get("connrate_seconds")), p.get("udp_ports"),
                    ", ".join("{:,}".format(r) for r in p.get("udp_rates", [])), p.get("udp_step_ms"),
-                   (", then %d more steps that bisect between the highest of those rates with "
-                    "under 1%% loss and the next one, for the sustained rate" % p["udp_refine_steps"])
-                   if p.get("udp_refine_steps") else "") +
-                   ("; a reply that comes back more than %d ms after its datagram was sent counts as "
-                    "lost, so a deep socket buffer cannot pass a rate the path does not keep up with"
-                    % p["udp_late_ms"] if p.get("udp_late_ms") else ""))
+                   udp_extra))
     out.append("")
     out.append("## Machine and versions")
     out.append("")

@@ -65,7 +65,7 @@ static void listener_set_rcvbuf(struct listener *l, uint32_t bytes, bool *is_war
 {
     for (int i = 0; i < l->n_fds; i++) {
         int got = sock_set_rcvbuf(l->fds[i], bytes);
-        if (*is_warned || (got >= 0 && (uint32_t)got >= bytes))
+        if (*is_warned || (got >= 0 && (uint64_t)got >= 2ull * bytes)) /* doubled, uncapped */
             continue;
         *is_warned = true;
         if (got < 0)

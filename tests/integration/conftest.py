@@ -547,6 +547,7 @@ class Prism:
         self.cond = threading.Condition()
         self.proc = None
         self.stopped = False  # set once the test sends SIGTERM/SIGINT itself
+        self.exec_prefix = []  # a command prism runs under (setpriv ..., say)
         self.base = {
             "colo": "TST",
             "data_dir": self.data_dir,
@@ -584,7 +585,7 @@ class Prism:
         return self.proc.pid
 
     def start(self, timeout=15.0, wait_ready=True):
-        args = [PRISM_BIN, "serve", "--config", self.config_path]
+        args = self.exec_prefix + [PRISM_BIN, "serve", "--config", self.config_path]
         if self.netns is not None:
             args = self.netns.exec_prefix + args  # ip netns exec execs: same PID
         self.proc = self.procs.spawn(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir)

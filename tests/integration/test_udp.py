@@ -634,6 +634,32 @@ def test_edge_socket_buffers_a_burst_while_the_worker_is_away(prism, udp_origins
         assert drops > n // 2, f"udp.rcvbuf_bytes {rcvbuf}: the edge socket dropped only {drops} of {n}"
 
 
+def test_edge_buffer_capped_without_cap_net_admin_is_logged(prism, udp_origins, ports):
+    """Without CAP_NET_ADMIN the kernel caps SO_RCVBUF at net.core.rmem_max: prism says
+    so once, names the key and the size it got, and serves as usual."""
+    with open("/proc/sys/net/core/rmem_max") as f:
+        rmem_max = int(f.read())
+    ask = min(rmem_max * 2, 256 << 20)
+    if ask <= rmem_max:
+        pytest.skip(f"net.core.rmem_max is {rmem_max}: nothing above it to ask for")
+    o = udp_origins(echo)
+    eport = ports(hosts=("127.0.0.1",))
+    cfg = udp_cfg([udp_app("capped", eport, o.port)], edge=("127.0.0.1",))
+    cfg.update(workers=2, udp={"rcvbuf_bytes": ask})
+    p = prism(cfg, start=False)
+    p.exec_prefix = ["setpriv", "--inh-caps=-net_admin", "--bounding-set=-net_admin", "--"]
+    p.start()
+    line = p.wait_log(r"udp\.rcvbuf_bytes", timeout=5, what="the warning about the capped buffer")
+    assert f"udp.rcvbuf_bytes {ask}: the kernel gave {rmem_max}" in line, line
+    with p.cond:
+        n = sum("udp.rcvbuf_bytes" in x for x in p.lines)
+    assert n == 1, f"warned {n} times for two sockets, not once"
+    c = udp_client(("127.0.0.1", eport))
+    c.send(b"capped")
+    assert recv_or_none(c, 3) == b"capped"
+    c.close()
+
+
 # ---------------------------------------------------------------------------------
 # ICMP port unreachable
 
