@@ -1,22 +1,24 @@
 /* bench/udpload.c: UDP echo through a proxy at a ladder of fixed rates.
  *
- * For each rate of -r (datagrams per second), sends <size>-byte datagrams for -d ms, spread
- * over -p connected sockets (so the proxy sees that many client flows, one per source
- * port), then keeps reading replies for a -g ms grace period. Each datagram carries a magic
- * number, its step and a sequence number, so late replies still count for the step that sent
- * them. Sending is paced from the clock: every wakeup (about every 100 us, with
- * epoll_pwait2) sends what the schedule says is due, in sendmmsg() batches of up to 16 on
- * one socket, the sockets taken in turn.
+ * For each rate of -r (datagrams per second), sends <size>-byte datagrams for -d ms,
+ * spread over -p connected sockets (so the proxy sees that many client flows, one per
+ * source port), then keeps reading replies for a -g ms grace period. Each datagram
+ * carries a magic number, its step, a sequence number and its send time, so a reply
+ * that arrives after its step has ended is still matched to it. Sending is paced from
+ * the clock: every wakeup (about every 100 us, with epoll_pwait2) sends what the
+ * schedule says is due, in sendmmsg() batches of up to 16 on one socket, the sockets
+ * taken in turn.
  *
- * Loss is 1 - replies/sent, where a reply counts only if it came back within -l ms (50) of
- * its datagram's send time: a deep socket buffer can hide a proxy that falls behind for a
- * whole step (the replies all arrive, late), and a rate is only sustained if the replies
- * keep up; late replies are reported apart. The sustained rate is the highest achieved send rate of
- * a step with under 1% loss (achieved, because the load tool shares a core with the origin and may
- * fall short of the target at high rates). Two steps in a row with over 50% loss end the
- * ladder early. With -b N, N more steps then bisect between the highest ladder rate that
- * held and the next one, which did not, so the sustained rate is not only as fine as the
- * ladder; they are marked "refine" in the output. Prints one JSON object. */
+ * Loss is 1 - replies/sent, where a reply counts only if it came back within -l ms (50)
+ * of its datagram's send time: a deep socket buffer can hide a proxy that falls behind
+ * for a whole step (the replies all arrive, late), and a rate is only sustained if the
+ * replies keep up; late replies are reported apart. The sustained rate is the highest
+ * achieved send rate of a step with under 1% loss (achieved, because the load tool
+ * shares a core with the origin and may fall short of the target at high rates). Two
+ * steps in a row with over 50% loss end the ladder early. With -b N, N more steps then
+ * bisect between the highest ladder rate that held and the next one, which did not, so
+ * the sustained rate is not only as fine as the ladder; they are marked "refine" in the
+ * output. Prints one JSON object. */
 #include "bench.h"
 
 #include <signal.h>

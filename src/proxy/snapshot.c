@@ -59,8 +59,8 @@ static void listener_unref(struct listener *l)
 
 /* Gives every socket of UDP listener <l> a receive buffer of <bytes>: a worker that
  * is busy elsewhere for a moment must not cost datagrams (the kernel's default of
- * about 200 KiB held 250 to 650 small ones in our tests). Warns once per build if the kernel
- * caps it (no CAP_NET_ADMIN and a lower net.core.rmem_max). */
+ * about 200 KiB held 250 to 650 small ones in our tests). Warns once per build if
+ * the kernel caps it (no CAP_NET_ADMIN and a lower net.core.rmem_max). */
 static void listener_set_rcvbuf(struct listener *l, uint32_t bytes, bool *is_warned)
 {
     for (int i = 0; i < l->n_fds; i++) {

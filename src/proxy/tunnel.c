@@ -22,14 +22,14 @@
  * shutdown(SHUT_WR); the tunnel ends with status 200 once both directions are done.
  * The last direction to finish skips the shutdown: the tunnel closes at once, and
  * close() sends the FIN itself (its receive queue is empty, having read EOF).
+ * Any socket error ends it at once with the status of the side and errno where it
+ * was observed (tunnel_status_*); a reset is passed on as a reset.
  *
  * Dead-peer detection on the origin socket (keepalive, TCP_USER_TIMEOUT: five
  * setsockopt calls) waits until the connection has lived KEEPALIVE_DEFER_MS, on the
  * tunnel's timer: most connections are over by then and never pay for it, and a
  * longer one is watched from a moment later than its start. The client socket
  * inherits the same options from the listener at accept, at no cost.
- * Any socket error ends it at once with the status of the side and errno where it
- * was observed (tunnel_status_*); a reset is passed on as a reset.
  *
  * Short exchanges skip the pipe: while a direction is not in bulk mode and its pipe
  * is empty, bytes are read with recv() into the worker's scratch buffer and sent on
@@ -102,7 +102,7 @@ struct tunnel {
     struct worker *w;
     struct wsnap *ws;        /* counted in ws->live; keeps app alive */
     const struct app *app;   /* from ws->snap */
-    struct loop_timer timer; /* connect timeout, then idle timeout */
+    struct loop_timer timer; /* connect timeout, then keepalive due, then idle timeout */
     struct loop_defer defer; /* frees the struct after the iteration */
     struct loop_task resume; /* gave way with bytes still to move */
     uint64_t accepted_ns;    /* realtime, for ConnectTimestamp */
@@ -429,20 +429,20 @@ static void on_client_io(struct loop *loop, struct loop_io *io, uint32_t events)
 static void on_connected(struct tunnel *t)
 {
     const struct snap_params *p = &t->ws->snap->params;
-
-    uint32_t wait_ms = 0;
+    uint32_t wait_ms = p->idle_ms; /* 0: none */
 
     t->state = TUNNEL_RELAY;
     t->last_active_ms = loop_now_ms(t->w->loop);
     t->is_keepalive_due = p->user_timeout_ms > 0;
     if (t->is_keepalive_due) {
-        wait_ms = p->user_timeout_ms / 8;
-        if (wait_ms > KEEPALIVE_DEFER_MS)
-            wait_ms = KEEPALIVE_DEFER_MS;
+        /* One timer: the keepalive options first, then on_timer() re-arms it for
+         * the idle timeout. */
+        uint32_t due_ms = p->user_timeout_ms / 8;
+        if (due_ms > KEEPALIVE_DEFER_MS)
+            due_ms = KEEPALIVE_DEFER_MS;
+        if (wait_ms == 0 || due_ms < wait_ms)
+            wait_ms = due_ms;
     }
-    /* One timer: the keepalive options first, then the idle timeout re-arms it. */
-    if (p->idle_ms > 0 && (wait_ms == 0 || p->idle_ms < wait_ms))
-        wait_ms = p->idle_ms;
     if (wait_ms > 0)
         loop_timer_arm(t->w->loop, &t->timer, wait_ms);
     else
