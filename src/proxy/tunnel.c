@@ -440,6 +440,8 @@ static void on_connected(struct tunnel *t)
         uint32_t due_ms = p->user_timeout_ms / 8;
         if (due_ms > KEEPALIVE_DEFER_MS)
             due_ms = KEEPALIVE_DEFER_MS;
+        else if (due_ms == 0)
+            due_ms = 1; /* 0 would mean "no timer": no keepalive, and no idle timeout */
         if (wait_ms == 0 || due_ms < wait_ms)
             wait_ms = due_ms;
     }

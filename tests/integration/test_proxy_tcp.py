@@ -537,3 +537,26 @@ def test_origin_socket_gets_keepalive_once_the_connection_lasts(prism, origins, 
     s.close()
     _, d = p.conn_events(cport)
     check_record(d, Application="ka", Status=200)
+
+
+def test_tiny_user_timeout_still_gets_keepalive_and_idle_timeout(prism, origins, ports):
+    """timeouts.user_timeout_ms under 8 makes the keepalive due at once (an eighth of
+    it rounds to 0 ms): the origin socket still gets its options, and the idle timeout
+    on the same timer still closes a quiet connection."""
+    echo = origins.echo()
+    eport = ports(hosts=("127.0.0.1",))
+    p = prism(edge_cfg([app("tiny", f"tcp/{eport}", echo.addr)], edges=("127.0.0.1",), user_timeout_ms=7, idle_ms=500))
+    s = connect("127.0.0.1", eport)
+    cport = s.getsockname()[1]
+    s.sendall(b"t")
+    assert recv_exact(s, 1) == b"t"
+    wait_until(
+        lambda: "keepalive" in ss_established(f"( dport = :{echo.port} )"),
+        timeout=3,
+        msg="keepalive on prism's origin socket with user_timeout_ms 7",
+    )
+    data, err = recv_until_eof(s, timeout=10)
+    s.close()
+    assert data == b"", f"unexpected bytes {data!r}"
+    _, d = p.conn_events(cport)
+    check_record(d, Application="tiny", Status=200)
