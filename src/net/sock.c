@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netinet/udp.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "net/addr.h"
@@ -104,6 +106,40 @@ int sock_set_rcvbuf(int fd, uint32_t bytes)
     if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) == -1)
         return -errno;
     return got;
+}
+
+bool sock_has_udp_gso(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int seg = 0;
+    socklen_t len = sizeof(seg);
+    bool ok;
+
+    if (fd == -1)
+        return false;
+    ok = getsockopt(fd, IPPROTO_UDP, UDP_SEGMENT, &seg, &len) == 0;
+    close(fd);
+    return ok;
+}
+
+bool sock_add_udp_segment(struct msghdr *m, void *buf, size_t cap, uint16_t seg)
+{
+    struct cmsghdr *cm;
+
+    if (!m->msg_control) {
+        m->msg_control = buf;
+        m->msg_controllen = 0;
+    }
+    if (m->msg_controllen + CMSG_SPACE(sizeof(seg)) > cap)
+        return false;
+    /* The messages before it were laid out with CMSG_SPACE, so this is aligned. */
+    cm = (struct cmsghdr *)((char *)m->msg_control + m->msg_controllen);
+    cm->cmsg_level = IPPROTO_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(seg));
+    memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+    m->msg_controllen += CMSG_SPACE(sizeof(seg));
+    return true;
 }
 
 int sock_error(int fd)

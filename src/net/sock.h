@@ -36,6 +36,16 @@ int sock_set_keepalive(int fd, const struct sock_tcp_opts *opts);
  * Returns the size the kernel reports afterwards (doubled), or a negative errno. */
 int sock_set_rcvbuf(int fd, uint32_t bytes);
 
+/* Whether the kernel can segment UDP sends (UDP_SEGMENT, Linux 4.18): one send of
+ * several equal-sized datagrams, cut into datagrams by the kernel (GSO). A kernel
+ * without it would send the lot as one datagram, so callers must ask first. */
+bool sock_has_udp_gso(void);
+
+/* Appends a UDP_SEGMENT control message of <seg> bytes to <m>, whose control
+ * buffer (msg_control, or <buf> when <m> has none) holds <cap> bytes. Returns
+ * false if there is no room. */
+bool sock_add_udp_segment(struct msghdr *m, void *buf, size_t cap, uint16_t seg);
+
 /* Returns the pending error of <fd> (SO_ERROR) as a positive errno, or 0. */
 int sock_error(int fd);
 

@@ -35,6 +35,7 @@
 #include "core/bug.h"
 #include "core/clock.h"
 #include "net/addr.h"
+#include "net/sock.h"
 #include "proxy/pp.h"
 #include "proxy/spp.h"
 
@@ -43,6 +44,8 @@
 #define FLOW_HASH_BUCKETS 16384 /* power of two */
 #define FLOW_HDR_MAX PP_MAX_LEN /* SPP (38) or PROXY v2 header */
 #define FLOW_OUT_MAX 64         /* replies queued for one sendmmsg */
+#define FLOW_GSO_SEGS 64        /* datagrams in one GSO send (UDP_MAX_SEGMENTS of Linux 5.x) */
+#define FLOW_GSO_BYTES 65000    /* bytes in one GSO send: under the 65,507 of one datagram */
 
 struct udp_listener {
     struct wlistener *wl;
@@ -64,6 +67,7 @@ struct flow {
     uint64_t client_bytes, origin_bytes;
     uint32_t hash;
     bool has_sent_pp; /* the PROXY v2 header went out with the first datagram */
+    bool is_gso_off;  /* the kernel refused a GSO send towards this origin */
     bool is_closed;
     struct flow *hnext;    /* hash chain */
     struct list_node link; /* in ul->flows */
@@ -74,15 +78,22 @@ struct flow {
  * socket, so the replies of all flows that woke in one loop iteration are sent
  * with one sendmmsg per edge socket at the end of the iteration (or when the
  * queue is full): one syscall per batch instead of one per flow. Origin sockets
- * are read with recvmmsg straight into the free slots. */
+ * are read with recvmmsg straight into the free slots. A run of one flow's
+ * replies of equal size goes out as one GSO message (see fwd_layout). */
 struct udp_out {
     unsigned len;
-    int fds[FLOW_OUT_MAX];       /* the edge socket each reply leaves from */
-    uint8_t *bufs[FLOW_OUT_MAX]; /* FLOW_DGRAM_MAX each; swapped when compacting */
-    struct mmsghdr msgs[FLOW_OUT_MAX];
+    uint32_t tag;                      /* of the flow being read now */
+    int fds[FLOW_OUT_MAX];             /* the edge socket each reply leaves from */
+    uint32_t tags[FLOW_OUT_MAX];       /* replies in a row with one tag are one flow's */
+    uint8_t *bufs[FLOW_OUT_MAX];       /* FLOW_DGRAM_MAX each; swapped when compacting */
+    struct mmsghdr msgs[FLOW_OUT_MAX]; /* one per reply */
     struct iovec iovs[FLOW_OUT_MAX];
     struct sockaddr_storage names[FLOW_OUT_MAX];
-    uint8_t ctrl[FLOW_OUT_MAX][64];
+    /* IP_PKTINFO or IPV6_PKTINFO, then UDP_SEGMENT when the reply starts a run */
+    uint8_t ctrl[FLOW_OUT_MAX][CMSG_SPACE(sizeof(struct in6_pktinfo)) +
+                               CMSG_SPACE(sizeof(uint16_t))] __attribute__((aligned(8)));
+    struct mmsghdr send[FLOW_OUT_MAX]; /* the messages: single replies and runs */
+    unsigned send_n[FLOW_OUT_MAX];     /* replies in each message */
     struct loop_defer flush;
     uint8_t *mem; /* FLOW_OUT_MAX x FLOW_DGRAM_MAX */
 };
@@ -97,9 +108,15 @@ struct udp_state {
     struct sockaddr_storage names[FLOW_BATCH];
     uint8_t ctrl[FLOW_BATCH][64];
     struct mmsghdr fwd[FLOW_BATCH]; /* a run of one flow's datagrams, to its origin */
-    struct iovec fwd_iovs[FLOW_BATCH][2];
+    unsigned fwd_n[FLOW_BATCH];     /* datagrams in each message; more than one: GSO */
+    struct iovec fwd_iovs[FLOW_BATCH * 2];
+    union {
+        uint8_t buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } fwd_ctrl[FLOW_BATCH];
     struct udp_out out;
     struct worker *w;
+    bool has_gso; /* the kernel segments UDP sends (UDP_SEGMENT) */
 };
 
 static void flow_close(struct flow *f, uint16_t status);
@@ -127,6 +144,7 @@ int flow_worker_init(struct worker *w)
     for (unsigned i = 0; i < FLOW_OUT_MAX; i++)
         st->out.bufs[i] = st->out.mem + (size_t)i * FLOW_DGRAM_MAX;
     st->w = w;
+    st->has_gso = sock_has_udp_gso();
     slab_pool_init(&st->flow_pool, sizeof(struct flow));
     w->udp_state = st;
     return 0;
@@ -225,7 +243,58 @@ static void emit(struct flow *f, enum event_kind kind, uint16_t status)
     worker_emit(f->w, &rec);
 }
 
+/* --- GSO: a run of equal-sized datagrams in one message --- */
+
+/* Whether a datagram of <len> bytes may join a GSO message (UDP_SEGMENT) that
+ * holds <n> datagrams and <total> bytes and began with one of <seg> bytes. The
+ * kernel cuts the message into <seg>-byte datagrams, so every one but the last
+ * must be that long; the caller ends the message after a shorter one. An empty
+ * datagram never joins: it would vanish into its neighbours. */
+static bool gso_may_join(size_t seg, unsigned n, size_t total, size_t len)
+{
+    return len > 0 && len <= seg && n < FLOW_GSO_SEGS && total + len <= FLOW_GSO_BYTES;
+}
+
+/* Whether the kernel refused a GSO message as a whole, where single datagrams
+ * could go: EINVAL when a segment is over the route's MTU (a single datagram
+ * would be fragmented), EIO when the route has no checksum offload, EMSGSIZE. */
+static bool is_gso_refused(int err)
+{
+    return err == EINVAL || err == EIO || err == EMSGSIZE;
+}
+
 /* --- origin -> client --- */
+
+/* Lays out the queued replies [i, end), which all leave from one edge socket, as
+ * the messages of q->send: one flow's replies in a row, of equal size, make one
+ * GSO message. Returns the number of messages. */
+static unsigned out_layout(struct udp_out *q, bool has_gso, unsigned i, unsigned end)
+{
+    unsigned n_msgs = 0;
+
+    while (i < end) {
+        struct msghdr *m = &q->send[n_msgs].msg_hdr;
+        size_t seg = q->iovs[i].iov_len, total = seg;
+        unsigned n = 1;
+
+        *m = q->msgs[i].msg_hdr; /* its iovec is q->iovs[i], followed by the next */
+        while (has_gso && i + n < end && q->tags[i + n] == q->tags[i] &&
+               gso_may_join(seg, n, total, q->iovs[i + n].iov_len)) {
+            size_t len = q->iovs[i + n].iov_len;
+            total += len;
+            n++;
+            if (len < seg)
+                break;
+        }
+        if (n > 1) {
+            m->msg_iovlen = n;
+            BUG_ON(!sock_add_udp_segment(m, q->ctrl[i], sizeof(q->ctrl[i]), (uint16_t)seg));
+        }
+        q->send_n[n_msgs++] = n;
+        i += n;
+    }
+    return n_msgs;
+}
 
 /* Sends every queued reply: one sendmmsg per run of replies leaving from the
  * same edge socket. */
@@ -236,26 +305,41 @@ static void out_flush(struct udp_state *st)
     unsigned i = 0;
 
     while (i < q->len) {
-        unsigned run = 1;
-        int k;
+        unsigned end = i + 1, n_msgs, e = 0;
+        bool has_gso = st->has_gso;
 
-        while (i + run < q->len && q->fds[i + run] == q->fds[i])
-            run++;
-        k = sendmmsg(q->fds[i], q->msgs + i, run, MSG_DONTWAIT);
-        if (k > 0) {
-            w->stats.udp_dgrams_out += (unsigned)k;
-            i += (unsigned)k;
-        } else if (k == -1 && errno == EINTR) {
-            continue;
-        } else if (k == -1 && errno == EAGAIN) {
-            /* Send buffer full: UDP may drop, and does. */
-            w->stats.udp_dropped += run;
-            i += run;
-        } else {
+        while (end < q->len && q->fds[end] == q->fds[i])
+            end++;
+        n_msgs = out_layout(q, has_gso, i, end);
+        while (e < n_msgs) {
+            int k = sendmmsg(q->fds[i], q->send + e, n_msgs - e, MSG_DONTWAIT);
+
+            if (k > 0) {
+                while (k-- > 0) {
+                    w->stats.udp_dgrams_out += q->send_n[e];
+                    i += q->send_n[e++];
+                }
+                continue;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                /* Send buffer full: UDP may drop, and does. */
+                w->stats.udp_dropped += end - i;
+                break;
+            }
+            if (has_gso && q->send_n[e] > 1 && is_gso_refused(errno)) {
+                /* The rest of this run goes one reply per message. */
+                has_gso = false;
+                n_msgs = out_layout(q, false, i, end);
+                e = 0;
+                continue;
+            }
             /* This one client is unreachable (or similar): drop it, go on. */
-            w->stats.udp_dropped++;
-            i++;
+            w->stats.udp_dropped += q->send_n[e];
+            i += q->send_n[e++];
         }
+        i = end;
     }
     q->len = 0;
 }
@@ -311,6 +395,7 @@ static void on_origin_readable(struct loop *loop, struct loop_io *io, uint32_t e
     struct udp_out *q = &st->out;
 
     (void)events;
+    q->tag++;
     /* Level-triggered: a flow that still has datagrams after a few batches is
      * called again next iteration, after the others had their turn. */
     for (int round = 0; round < 4 && !f->is_closed; round++) {
@@ -360,6 +445,7 @@ static void on_origin_readable(struct loop *loop, struct loop_io *io, uint32_t e
             q->iovs[q->len].iov_len = len;
             q->msgs[q->len].msg_hdr.msg_iov = &q->iovs[q->len];
             q->msgs[q->len].msg_hdr.msg_iovlen = 1;
+            q->tags[q->len] = q->tag;
             out_address(q, q->len, f);
             q->len++;
         }
@@ -440,14 +526,61 @@ static struct flow *flow_new(struct worker *w, struct udp_listener *ul, uint32_t
     return f;
 }
 
+/* Lays out datagrams [first, first + k) of the receive batch, all from <f>'s
+ * client, as the messages of st->fwd to its origin. Each datagram gets a header
+ * of <hlen> bytes from <hdr> in an iovec of its own (never copied): the SPP header
+ * on every one, the PROXY v2 header on the first only. A run of equal-sized
+ * datagrams makes one GSO message (UDP_SEGMENT): the kernel builds the datagrams
+ * from it, which costs less than a message each. Returns the number of messages. */
+static unsigned fwd_layout(const struct flow *f, struct udp_state *st, unsigned first, unsigned k,
+                           uint8_t *hdr, size_t hlen)
+{
+    bool has_gso = st->has_gso && !f->is_gso_off;
+    bool is_hdr_each = f->app->pp == APP_PP_SIMPLE;
+    unsigned n_msgs = 0, n_iov = 0;
+
+    for (unsigned j = 0; j < k; n_msgs++) {
+        struct msghdr *m = &st->fwd[n_msgs].msg_hdr;
+        size_t seg = 0, total = 0;
+        unsigned n = 0;
+
+        memset(m, 0, sizeof(*m));
+        m->msg_iov = &st->fwd_iovs[n_iov];
+        do {
+            size_t h = hlen > 0 && (is_hdr_each || j == 0) ? hlen : 0;
+            size_t len = h + st->msgs[first + j].msg_len;
+
+            if (n > 0 && !(has_gso && gso_may_join(seg, n, total, len)))
+                break;
+            if (h > 0) {
+                st->fwd_iovs[n_iov].iov_base = hdr;
+                st->fwd_iovs[n_iov++].iov_len = h;
+            }
+            st->fwd_iovs[n_iov].iov_base = st->iovs[first + j].iov_base;
+            st->fwd_iovs[n_iov++].iov_len = st->msgs[first + j].msg_len;
+            if (n == 0)
+                seg = len;
+            total += len;
+            n++;
+            j++;
+            if (len < seg)
+                break;
+        } while (j < k);
+        m->msg_iovlen = (size_t)(&st->fwd_iovs[n_iov] - m->msg_iov);
+        if (n > 1)
+            BUG_ON(!sock_add_udp_segment(m, st->fwd_ctrl[n_msgs].buf,
+                                         sizeof(st->fwd_ctrl[n_msgs].buf), (uint16_t)seg));
+        st->fwd_n[n_msgs] = n;
+    }
+    return n_msgs;
+}
+
 /* Sends datagrams [first, first + k) of the receive batch, all from <f>'s client,
- * to its origin with one sendmmsg; each gets the SPP header, and the first one of
- * the flow the PROXY v2 header, in an iovec of its own (never copied). */
+ * to its origin, with one sendmmsg when all goes well. */
 static void flow_send(struct flow *f, struct udp_state *st, unsigned first, unsigned k)
 {
     uint8_t hdr[FLOW_HDR_MAX];
     size_t hlen = 0;
-    unsigned done = 0;
 
     if (f->app->pp == APP_PP_SIMPLE) {
         spp_encode(&f->client, &f->edge, hdr);
@@ -457,29 +590,21 @@ static void flow_send(struct flow *f, struct udp_state *st, unsigned first, unsi
         BUG_ON(n <= 0);
         hlen = (size_t)n;
     }
-    for (unsigned j = 0; j < k; j++) {
-        struct msghdr *m = &st->fwd[j].msg_hdr;
-        struct iovec *iov = st->fwd_iovs[j];
-        bool has_hdr = hlen > 0 && (f->app->pp == APP_PP_SIMPLE || j == 0);
+    while (k > 0) {
+        size_t h = f->app->pp == APP_PP_V2 && f->has_sent_pp ? 0 : hlen;
+        unsigned n_msgs = fwd_layout(f, st, first, k, hdr, h), d = 0;
+        int r = sendmmsg(f->io.fd, st->fwd, n_msgs, MSG_DONTWAIT);
 
-        memset(m, 0, sizeof(*m));
-        m->msg_iov = iov;
-        if (has_hdr) {
-            iov[m->msg_iovlen].iov_base = hdr;
-            iov[m->msg_iovlen++].iov_len = hlen;
-        }
-        iov[m->msg_iovlen].iov_base = st->iovs[first + j].iov_base;
-        iov[m->msg_iovlen++].iov_len = st->msgs[first + j].msg_len;
-    }
-    while (done < k) {
-        int r = sendmmsg(f->io.fd, st->fwd + done, k - done, MSG_DONTWAIT);
         if (r > 0) {
-            for (unsigned j = done; j < done + (unsigned)r; j++)
-                f->client_bytes += st->msgs[first + j].msg_len;
-            if (done == 0 && f->app->pp == APP_PP_V2)
+            for (unsigned e = 0; e < (unsigned)r; e++)
+                d += st->fwd_n[e];
+            for (unsigned j = first; j < first + d; j++)
+                f->client_bytes += st->msgs[j].msg_len;
+            if (h > 0 && f->app->pp == APP_PP_V2)
                 f->has_sent_pp = true;
-            f->w->stats.udp_dgrams_in += (unsigned)r;
-            done += (unsigned)r;
+            f->w->stats.udp_dgrams_in += d;
+            first += d;
+            k -= d;
             continue;
         }
         if (errno == EINTR)
@@ -487,25 +612,25 @@ static void flow_send(struct flow *f, struct udp_state *st, unsigned first, unsi
         if (errno == ECONNREFUSED) {
             /* ICMP port unreachable for an earlier datagram: the flow ends; what
              * is left of the run is dropped with it. */
-            f->w->stats.udp_dropped += k - done;
+            f->w->stats.udp_dropped += k;
             flow_close(f, f->origin_bytes ? 447 : 521);
             return;
         }
         if (errno == EAGAIN || errno == ENOBUFS) {
-            f->w->stats.udp_dropped += k - done; /* a full buffer: UDP may drop */
+            f->w->stats.udp_dropped += k; /* a full buffer: UDP may drop */
             return;
         }
-        /* EMSGSIZE (payload + header over 65,507): this one is dropped, never
-         * truncated; the rest go on. A lost PROXY v2 header goes with the next. */
-        f->w->stats.udp_dropped++;
-        done++;
-        if (done < k && done == 1 && f->app->pp == APP_PP_V2 && !f->has_sent_pp) {
-            struct msghdr *m = &st->fwd[1].msg_hdr;
-            m->msg_iov[1] = m->msg_iov[0];
-            m->msg_iov[0].iov_base = hdr;
-            m->msg_iov[0].iov_len = hlen;
-            m->msg_iovlen = 2;
+        d = st->fwd_n[0];
+        if (d > 1 && is_gso_refused(errno)) {
+            f->is_gso_off = true; /* one datagram per message from now on */
+            continue;
         }
+        /* EMSGSIZE (payload + header over 65,507), or the route refused: these
+         * are dropped, never truncated; the rest go on. A PROXY v2 header that
+         * was not sent goes with the next one. */
+        f->w->stats.udp_dropped += d;
+        first += d;
+        k -= d;
     }
 }
 

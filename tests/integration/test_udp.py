@@ -6,6 +6,7 @@ origins. Every flow is checked against the event log.
 Only 127.0.0.0/8 and ::1. Every process is started through the procs/prism fixtures
 (killed by PID at teardown); every wait has a timeout."""
 
+import contextlib
 import json
 import os
 import random
@@ -588,6 +589,27 @@ def test_flow_cap_refuses_new_clients_and_keeps_old_ones(prism, udp_origins, por
         s.close()
 
 
+def all_stopped(pid):
+    """Whether every thread of <pid> is stopped (state T): kill() returns before
+    SIGSTOP has reached a thread that is running on another CPU."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"):
+                return False
+    return True
+
+
+@contextlib.contextmanager
+def paused(p):
+    """Prism stopped with SIGSTOP (every thread of it) for the block, then SIGCONT."""
+    p.signal(signal.SIGSTOP)
+    try:
+        wait_until(lambda: all_stopped(p.proc.pid), timeout=5, msg="prism to stop")
+        yield
+    finally:
+        p.signal(signal.SIGCONT)
+
+
 def edge_drops(port):
     """The drop counter /proc/net/udp keeps for the socket bound to 127.0.0.1:<port>."""
     want = f"0100007F:{port:04X}"
@@ -617,13 +639,10 @@ def test_edge_socket_buffers_a_burst_while_the_worker_is_away(prism, udp_origins
     c.send(b"x" * 64)  # the flow exists before the burst
     o.wait(1, timeout=5)
     drops0 = edge_drops(eport)
-    p.signal(signal.SIGSTOP)
-    try:
+    with paused(p):
         for _ in range(n):
             c.send(b"y" * 64)
         drops = edge_drops(eport) - drops0
-    finally:
-        p.signal(signal.SIGCONT)
     c.close()
     if rcvbuf is None:
         assert drops == 0, f"the edge socket dropped {drops} of a {n}-datagram burst with the default udp.rcvbuf_bytes"
@@ -658,6 +677,191 @@ def test_edge_buffer_capped_without_cap_net_admin_is_logged(prism, udp_origins, 
     c.send(b"capped")
     assert recv_or_none(c, 3) == b"capped"
     c.close()
+
+
+# ---------------------------------------------------------------------------------
+# GSO: a run of equal-sized datagrams leaves in one send
+
+UDP_SEGMENT_CMSG = 103  # UDP_SEGMENT / UDP_GRO: the cmsg type of the segment size
+UDP_GRO = 104
+
+
+def gro_socket(bind=None, connect=None):
+    """A UDP socket with UDP_GRO on: a GSO send that reaches it over loopback stays
+    one datagram, with the segment size in a cmsg; separate datagrams stay apart."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_UDP, UDP_GRO, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.bind(bind or ("127.0.0.1", 0))
+    if connect:
+        s.connect(connect)
+    s.settimeout(3)
+    return s
+
+
+def recv_gro(s, timeout=3):
+    """(data, peer, segment size or None) of the next datagram, None on timeout."""
+    s.settimeout(timeout)
+    try:
+        data, anc, _, peer = s.recvmsg(70000, socket.CMSG_SPACE(4))
+    except socket.timeout:
+        return None
+    seg = None
+    for level, kind, value in anc:
+        if level == socket.IPPROTO_UDP and kind == UDP_GRO:
+            seg = int.from_bytes(value[:4], "little")
+    return data, peer, seg
+
+
+def drain_gro(s):
+    """Every datagram waiting on s, cut at the segment sizes; the number of
+    receives it took is the second value."""
+    out, receives = [], 0
+    while True:
+        r = recv_gro(s, QUIET)
+        if r is None:
+            return out, receives
+        data, _, seg = r
+        receives += 1
+        seg = seg or len(data)
+        out += [data[i : i + seg] for i in range(0, len(data), seg)] if data else [b""]
+
+
+@pytest.mark.parametrize("pp", ["v2", "simple", "off"])
+def test_a_run_of_equal_datagrams_leaves_in_one_gso_send(prism, ports, pp):
+    """Eight datagrams of 100 bytes from one client that wait in one receive batch
+    go to the origin in one GSO send (UDP_SEGMENT), and eight replies of 100 bytes
+    from the origin go back to the client in one: a receiver with UDP_GRO on gets
+    each run as one datagram with the segment size (100, or 138 with the SPP header
+    on each). Without GSO loopback delivers eight datagrams, and this fails. Prism
+    is stopped (SIGSTOP) while the run queues, so that it is read in one batch."""
+    o = gro_socket()
+    eport = ports(hosts=("127.0.0.1",))
+    cfg = udp_cfg([udp_app("gso", eport, o.getsockname()[1], pp=pp)], idle_ms=10000, edge=("127.0.0.1",))
+    cfg.update(workers=1)
+    p = prism(cfg)
+    c = gro_socket(connect=("127.0.0.1", eport))
+    c.send(b"hello")  # the flow, and its PROXY v2 header, exist before the run
+    first = recv_gro(o)
+    assert first is not None, "the origin got nothing"
+    flow_addr = first[1]
+    hl = SPP_LEN if pp == "simple" else 0
+    run = [b"%03d" % i + bytes([65 + i]) * 97 for i in range(8)]
+
+    with paused(p):
+        for d in run:
+            c.send(d)
+    r = recv_gro(o)
+    assert r is not None, "the origin got nothing of the run"
+    data, _, seg = r
+    assert seg == 100 + hl, f"the origin got {len(data)} bytes with segment size {seg}: not one GSO send of 8"
+    assert len(data) == 8 * (100 + hl), f"{len(data)} bytes in the GSO send, expected 8 x {100 + hl}"
+    segs = [data[i : i + seg] for i in range(0, len(data), seg)]
+    for i, s in enumerate(segs):
+        if pp == "simple":
+            assert s[:2] == SPP_MAGIC.to_bytes(2, "big"), f"segment {i} lacks its SPP header: {s[:40].hex()}"
+        assert s[hl:] == run[i], f"segment {i} is {s[hl:hl + 8]!r}..., expected {run[i][:8]!r}..."
+
+    with paused(p):
+        for s in segs:  # SPP replies keep the header, as they must
+            o.sendto(s, flow_addr)
+    r = recv_gro(c)
+    assert r is not None, "the client got no reply"
+    data, _, seg = r
+    assert seg == 100 and data == b"".join(run), (
+        f"the client got {len(data)} bytes with segment size {seg}: not the 8 replies in one GSO send"
+    )
+    assert drain_gro(c)[0] == [] and drain_gro(o)[0] == [], "more arrived than was sent"
+    c.close()
+    o.close()
+
+
+@pytest.mark.parametrize("pp", ["v2", "simple", "off"])
+def test_bursts_of_mixed_sizes_keep_their_boundaries(prism, udp_origins, ports, pp):
+    """GSO cuts a send into datagrams of one size, so only datagrams of that size
+    may share one (the last may be shorter). A burst of mixed sizes, with empty
+    datagrams and a 1,400-byte one among them, must arrive datagram for datagram,
+    in order, both ways, with exactly the headers owed. Prism is stopped while each
+    burst queues, so that it is read in one batch."""
+    o = udp_origins(None, rcvbuf=1 << 20)  # answers nothing: the test sends the replies
+    eport = ports(hosts=("127.0.0.1",))
+    cfg = udp_cfg([udp_app("mixed", eport, o.port, pp=pp)], idle_ms=10000, edge=("127.0.0.1",))
+    cfg.update(workers=1)
+    p = prism(cfg)
+    c = udp_client(("127.0.0.1", eport))
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sizes = [50, 50, 50, 20, 50, 50, 0, 0, 50, 1400, 50, 50, 70, 50, 10, 10, 10, 0, 50]
+    burst = [(b"%02d" % i + b"." * n)[:n] for i, n in enumerate(sizes)]
+    hl = SPP_LEN if pp == "simple" else 0
+    with paused(p):
+        for d in burst:
+            c.send(d)
+    got = o.wait(len(burst), 5)
+    assert len(got) == len(burst), f"the origin got {len(got)} of {len(burst)}"
+    flow_addr = got[0][1]
+    for i, (data, _) in enumerate(got):
+        if pp == "simple":
+            assert data[:2] == SPP_MAGIC.to_bytes(2, "big"), f"datagram {i} lacks its SPP header: {data[:40].hex()}"
+        elif pp == "v2" and i == 0:
+            data = decode_pp2(data).payload
+        assert data[hl:] == burst[i], f"datagram {i}: {len(data) - hl} bytes {data[hl:hl + 8]!r}, expected {sizes[i]}"
+
+    with paused(p):
+        for i, (data, _) in enumerate(got):  # SPP replies carry the header back
+            o.sock.sendto(data if pp == "simple" else burst[i], flow_addr)
+    replies = []
+    while len(replies) < len(burst):
+        r = recv_or_none(c, 3)
+        if r is None:
+            break
+        replies.append(r)
+    assert replies == burst, f"replies by size {[len(r) for r in replies]}, sent {sizes}"
+    c.close()
+
+
+def test_gso_refused_over_a_small_mtu_falls_back_to_single_datagrams(prism, netns):
+    """A run of datagrams over the route's MTU cannot be one GSO send (the kernel
+    answers EINVAL) but each datagram alone can go, in fragments, as without GSO.
+    In a namespace whose lo has an MTU of 1,280, runs of 1,400-byte datagrams must
+    arrive whole, both ways, the first run and the next ones."""
+    ns = netns()
+    ns.run(["ip", "link", "set", "lo", "mtu", "1280"])
+    oport, eport = 17031, 17032
+    o = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    o.bind(("127.0.0.1", oport))
+    o.settimeout(3)
+    cfg = udp_cfg([udp_app("mtu", eport, oport)], idle_ms=10000, edge=("127.0.0.1",))
+    cfg.update(workers=1)
+    p = prism(cfg, netns=ns)
+    c = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.connect(("127.0.0.1", eport))
+    c.settimeout(3)
+    c.send(b"hello")
+    _, flow_addr = o.recvfrom(70000)
+    for run_no in range(2):
+        run = [(b"%d-%02d" % (run_no, i)).ljust(1400, b"m") for i in range(8)]
+        with paused(p):
+            for d in run:
+                c.send(d)
+        got = []
+        for _ in run:
+            try:
+                got.append(o.recv(70000))
+            except socket.timeout:
+                break
+        assert got == run, f"run {run_no}: the origin got {[g[:4] for g in got]} ({len(got)} of {len(run)})"
+        with paused(p):
+            for d in run:
+                o.sendto(d, flow_addr)
+        got = []
+        for _ in run:
+            try:
+                got.append(c.recv(70000))
+            except socket.timeout:
+                break
+        assert got == run, f"run {run_no}: the client got {[g[:4] for g in got]} ({len(got)} of {len(run)})"
+    c.close()
+    o.close()
 
 
 # ---------------------------------------------------------------------------------
