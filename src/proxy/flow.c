@@ -7,9 +7,16 @@
  * client's datagrams on one worker, so the flow table is per worker and lock-free.
  *
  *   client --dgram--> edge socket (recvmmsg, IP_PKTINFO) --lookup/create flow-->
- *       [SPP header | PROXY v2 on the first] + payload --send--> origin socket
+ *       [SPP header | PROXY v2 on the first] + payload --sendmmsg--> origin socket
  *   origin socket (recvmmsg) --[SPP: validate, strip]--> sendmmsg from the edge
  *       address the client used (IP_PKTINFO source on wildcard listeners)
+ *
+ * Both ways, a run of equal-sized datagrams of one flow that arrived in one batch
+ * (clients and origins send in bursts) is one GSO message (UDP_SEGMENT) within the
+ * sendmmsg: the kernel cuts it into the datagrams, for less than the cost of a
+ * message each. Where the kernel refuses (a datagram over the route's MTU, which
+ * it would fragment; no checksum offload on the route), the datagrams go one
+ * message each, as they would without GSO.
  *
  * Memory: one receive batch of BATCH x 64 KiB per worker, allocated once, and one
  * struct flow per flow; nothing is allocated per datagram. A flow ends after
@@ -44,7 +51,7 @@
 #define FLOW_HASH_BUCKETS 16384 /* power of two */
 #define FLOW_HDR_MAX PP_MAX_LEN /* SPP (38) or PROXY v2 header */
 #define FLOW_OUT_MAX 64         /* replies queued for one sendmmsg */
-#define FLOW_GSO_SEGS 64        /* datagrams in one GSO send (UDP_MAX_SEGMENTS of Linux 5.x) */
+#define FLOW_GSO_SEGS 64        /* datagrams in one GSO send: the kernel takes 64 at least */
 #define FLOW_GSO_BYTES 65000    /* bytes in one GSO send: under the 65,507 of one datagram */
 
 struct udp_listener {
@@ -79,7 +86,7 @@ struct flow {
  * with one sendmmsg per edge socket at the end of the iteration (or when the
  * queue is full): one syscall per batch instead of one per flow. Origin sockets
  * are read with recvmmsg straight into the free slots. A run of one flow's
- * replies of equal size goes out as one GSO message (see fwd_layout). */
+ * replies of equal size goes out as one GSO message (see the top of the file). */
 struct udp_out {
     unsigned len;
     uint32_t tag;                      /* of the flow being read now */
