@@ -583,9 +583,10 @@ def where_the_time_goes(res, cfg, med, out):
         if rest("prism", "udp"):
             udp_sc = (" The kernel took %s of prism's CPU while it echoed (%s), and prism made "
                       "%s syscalls per echoed datagram besides epoll_wait (%s): its datagrams "
-                      "already go in batches (recvmmsg, sendmmsg), so what is left is the "
-                      "kernel's work per datagram, two receives and two sends, each send "
-                      "delivering into the receiver's socket on prism's core. The load side "
+                      "go in batches (recvmmsg, sendmmsg), a run of one flow's datagrams of "
+                      "one size as one GSO message, so what is left is the kernel's work per "
+                      "datagram, two receives and two sends, each send delivering into the "
+                      "receiver's socket on prism's core. The load side "
                       "does the same work per datagram on CPU 1, so on loopback a proxy can "
                       "at best come close to direct." % (
                           share("prism", "udp") or "–", peers_list(lambda t: share(t, "udp")),
