@@ -981,9 +981,11 @@ run_syscalls() {
         bulk_json="\"bulk_run\":$SC_TOTAL,\"bulk_epoll\":$SC_EPOLL,\"bulk_user_s\":$SC_USER,\"bulk_sys_s\":$SC_SYS"
         udp_json=""
         rm -f "$TMP/insn-udp.out"
-        syscalls_one udp
+        # PORT_UDP is what the last start of this target set: empty where it proxies no
+        # UDP (HAProxy 2.6), which is then not started again for nothing
+        [ -n "$PORT_UDP" ] && syscalls_one udp
         udp_out=$(grep '^{' "$TMP/insn-udp.out" 2>/dev/null | tail -1 || true)
-        if [ -n "$SC_TOTAL" ] && [ -n "$udp_out" ]; then
+        if [ -n "$PORT_UDP" ] && [ -n "$SC_TOTAL" ] && [ -n "$udp_out" ]; then
             udp_json=",\"udp_run\":$SC_TOTAL,\"udp_epoll\":$SC_EPOLL,\"udp_user_s\":$SC_USER,\"udp_sys_s\":$SC_SYS,\"udpload\":$udp_out"
         fi
         emit syscalls ok "" "" "{\"conns_run\":$conns_t,\"conns_epoll\":$conns_e,\"conns_user_s\":$conns_u,\"conns_sys_s\":$conns_k,$bulk_json,\"connrate\":${conns_out:-null},\"iperf\":$bytes$udp_json}"
