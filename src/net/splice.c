@@ -6,13 +6,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-void pipe_pool_init(struct pipe_pool *pool, size_t max_free, int size_bytes)
+void pipe_pool_init(struct pipe_pool *pool, size_t max_free)
 {
     pool->free_list = NULL;
     pool->n_free = 0;
     pool->max_free = max_free;
     pool->n_out = 0;
-    pool->size_bytes = size_bytes;
 }
 
 static void pipe_close(struct pipe_pair *p)
@@ -54,10 +53,6 @@ struct pipe_pair *pipe_pool_get(struct pipe_pool *pool)
         errno = err;
         return NULL;
     }
-    /* A size other than the kernel's default; failure (pipe-max-size, or the
-     * user's pipe quota) just leaves the default size. */
-    if (pool->size_bytes > 0)
-        (void)fcntl(fds[1], F_SETPIPE_SZ, pool->size_bytes);
     p->rd = fds[0];
     p->wr = fds[1];
     p->next = NULL;
@@ -75,9 +70,4 @@ void pipe_pool_put(struct pipe_pool *pool, struct pipe_pair *p, int is_empty)
     p->next = pool->free_list;
     pool->free_list = p;
     pool->n_free++;
-}
-
-size_t pipe_pool_capacity(const struct pipe_pool *pool)
-{
-    return pool->size_bytes > 0 ? (size_t)pool->size_bytes : 65536;
 }

@@ -275,7 +275,6 @@ static uint16_t pump_copy(struct tunnel *t, struct pump *p, struct side *src, st
 static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, struct side *dst,
                          bool src_is_client, bool *is_yield)
 {
-    size_t cap = pipe_pool_capacity(&t->w->pipes);
     uint64_t start = p->bytes;
 
     for (;;) {
@@ -306,13 +305,13 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
             if (status)
                 return status;
             progress = true;
-        } else if (!src->is_eof && src->can_read && p->pending < cap) {
+        } else if (!src->is_eof && src->can_read && p->pending < PIPE_POOL_PIPE_BYTES) {
             if (!p->pipe) {
                 p->pipe = pipe_pool_get(&t->w->pipes);
                 if (!p->pipe)
                     return 500; /* out of fds or memory: ours, not the peers' */
             }
-            n = splice(src->fd, NULL, p->pipe->wr, NULL, cap - p->pending,
+            n = splice(src->fd, NULL, p->pipe->wr, NULL, PIPE_POOL_PIPE_BYTES - p->pending,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 p->pending += (size_t)n;

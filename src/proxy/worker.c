@@ -30,14 +30,6 @@
 #define ACCEPT_BATCH 64
 #define EMFILE_PAUSE_MS 100
 #define PIPE_POOL_MAX 1024
-/* Splice pipes keep the kernel's default size, 16 pages (64 KiB with 4 KiB pages), so
- * a new pipe costs no F_SETPIPE_SZ call. Measured on loopback (1 worker on CPU 0,
- * iperf3 on CPU 1, binaries interleaved): 1 stream 7.7 Gbit/s against 6.6 with 256 KiB
- * (8 runs each), 8 streams 8.9 against 7.5 (4 runs); 32 and 128 KiB were slower too.
- * A deeper pipe lets more bytes wait on their way, so the receiver reads them after
- * they have left its cache; it also lets a stalled connection hold four times the
- * memory. */
-#define PIPE_SIZE_BYTES 0
 
 static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events);
 static void on_resume(struct loop *loop, struct loop_timer *t);
@@ -67,7 +59,7 @@ struct worker *worker_new(int index, int notify_fd)
     list_init(&w->retired);
     list_init(&w->listeners);
     list_init(&w->tunnels);
-    pipe_pool_init(&w->pipes, PIPE_POOL_MAX, PIPE_SIZE_BYTES);
+    pipe_pool_init(&w->pipes, PIPE_POOL_MAX);
     tunnel_pool_init(&w->tunnel_pool);
     loop_timer_init(&w->resume_timer, on_resume);
     loop_timer_init(&w->drain_timer, on_drain_deadline);
