@@ -540,9 +540,10 @@ def test_origin_socket_gets_keepalive_once_the_connection_lasts(prism, origins, 
 
 
 def test_tiny_user_timeout_still_gets_keepalive_and_idle_timeout(prism, origins, ports):
-    """timeouts.user_timeout_ms under 8 makes the keepalive due at once (an eighth of
-    it rounds to 0 ms): the origin socket still gets its options, and the idle timeout
-    on the same timer still closes a quiet connection."""
+    """timeouts.user_timeout_ms under 8: an eighth of it rounds to 0 ms, a wait that
+    would stop the relay timer; the keepalive is due after 1 ms instead, so the origin
+    socket still gets its options, and the idle timeout on the same timer still closes
+    a quiet connection."""
     echo = origins.echo()
     eport = ports(hosts=("127.0.0.1",))
     p = prism(edge_cfg([app("tiny", f"tcp/{eport}", echo.addr)], edges=("127.0.0.1",), user_timeout_ms=7, idle_ms=500))
