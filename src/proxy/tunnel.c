@@ -15,6 +15,16 @@
  * and the pump stops reading the source: memory per connection is bounded by one
  * pipe per direction.
  *
+ * A splice into the pipe asks for more than the pipe can hold (TUNNEL_SPLICE_ASK);
+ * the kernel stops at the pipe's free slots (16, one skb fragment each), so a read
+ * takes whole fragments instead of stopping at a byte count in the middle of one.
+ * Asking for the pipe's byte size minus what it held split fragments into pieces,
+ * and the receiver read the bytes prism forwarded as if they were cold: on loopback
+ * its copy cost 1.5 to 5 times what the sender's copy cost, against 1.0 to 1.15 now,
+ * and a stream got about 15% faster. The pump reads into the pipe only when the pipe is
+ * empty or a splice out of it has just made room: a read right after a read finds the
+ * socket empty or the pipe full.
+ *
  * The PROXY header is written into the client->origin pipe before any client byte,
  * so it reaches the origin first, in one segment, through the same path.
  *
@@ -66,6 +76,10 @@
 /* Bytes one direction reads per wakeup before giving way to the worker's other
  * connections (see the top of the file). */
 #define TUNNEL_RUN_BYTES (256 * 1024)
+
+/* What one splice into a pipe asks for: more than a pipe can hold, so that the pipe's
+ * free slots decide how much comes (see the top of the file), as HAProxy asks for 1 GiB. */
+#define TUNNEL_SPLICE_ASK ((size_t)1 << 30)
 
 /* Connection age at which the origin socket gets its keepalive options (see the top
  * of the file); never more than an eighth of the user timeout, so that a peer that
@@ -279,6 +293,7 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
 
     for (;;) {
         bool progress = false;
+        bool has_room = p->pending == 0; /* the pipe may take more: see the top of the file */
         ssize_t n;
 
         if (p->pending > 0 && dst->can_write) {
@@ -287,6 +302,7 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
             if (n > 0) {
                 p->pending -= (size_t)n;
                 progress = true;
+                has_room = true;
             } else if (n == -1 && errno == EAGAIN) {
                 dst->can_write = false;
             } else if (n == -1 && errno != EINTR) {
@@ -305,13 +321,13 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
             if (status)
                 return status;
             progress = true;
-        } else if (!src->is_eof && src->can_read && p->pending < PIPE_POOL_PIPE_BYTES) {
+        } else if (!src->is_eof && src->can_read && has_room) {
             if (!p->pipe) {
                 p->pipe = pipe_pool_get(&t->w->pipes);
                 if (!p->pipe)
                     return 500; /* out of fds or memory: ours, not the peers' */
             }
-            n = splice(src->fd, NULL, p->pipe->wr, NULL, PIPE_POOL_PIPE_BYTES - p->pending,
+            n = splice(src->fd, NULL, p->pipe->wr, NULL, TUNNEL_SPLICE_ASK,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
                 p->pending += (size_t)n;

@@ -2,6 +2,7 @@
 origin failover, the exact PROXY v1/v2 bytes, 1 GiB integrity each way, and
 half-closes in both directions, each checked against the event log."""
 
+import hashlib
 import ipaddress
 import os
 import re
@@ -497,6 +498,86 @@ def test_short_connection_costs_one_setsockopt_and_one_shutdown(prism, origins, 
         f"{len(calls['setsockopt'])} setsockopt calls for {n} connections: " + "\n".join(calls["setsockopt"][:12])
     )
     assert len(calls["shutdown"]) == n, f"{len(calls['shutdown'])} shutdown calls for {n} connections"
+
+
+SPLICE_LINE = re.compile(r"splice\(\d+<(.*?\])>, NULL, \d+<(.*?\])>, NULL, (\d+), [^)]*\) = (-?\d+)")
+
+
+def test_bulk_splices_let_the_pipe_decide_how_much_comes(prism, origins, ports, procs, tmp_path):
+    """8 MiB from the client to an origin that reads slowly, with strace on prism. Every
+    splice from the client's socket into a pipe asks for more than a pipe holds, so the
+    pipe's free slots decide how much comes: asking for a byte count cut the socket's
+    fragments into pieces, and the origin paid for it when it read them. And a splice
+    into the pipe never follows one that moved bytes unless a splice out of the pipe
+    made room in between: such a call finds the socket empty or the pipe full. Every
+    byte still arrives, in order."""
+    total = 8 << 20
+    res = {}
+
+    def origin(conn, peer, server):  # slow: 16 KiB, then a pause, so the pipe fills
+        conn.settimeout(30)
+        h, n = hashlib.sha256(), 0
+        while True:
+            d = conn.recv(16384)
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+            time.sleep(0.0005)
+        res["got"] = (n, h.hexdigest())
+        conn.close()
+
+    o = origins.scripted(origin)
+    eport = ports(hosts=("127.0.0.1",))
+    cfg = edge_cfg([app("sp", f"tcp/{eport}", o.addr)], edges=("127.0.0.1",))
+    cfg["workers"] = 1
+    p = prism(cfg)
+    out = tmp_path / "strace.out"
+    tracer = procs.spawn(
+        ["strace", "-f", "-qq", "-yy", "-o", str(out), "-e", "trace=splice", "-p", str(p.pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(lambda: traced_threads(p.pid), timeout=10, msg="strace to attach to every prism thread")
+    s = connect("127.0.0.1", eport, timeout=60)
+    cport = s.getsockname()[1]
+    sent = send_stream(s, 3003, total)
+    s.shutdown(socket.SHUT_WR)
+    rest, err = recv_until_eof(s, timeout=60)
+    s.close()
+    assert rest == b"" and err is None, f"{rest[:20]!r} {err!r}"
+    wait_until(lambda: "got" in res, timeout=30, msg="the origin to read to EOF")
+    assert not o.errors, f"origin failed: {o.errors!r}"
+    assert res["got"] == sent, f"sent {sent}, the origin got {res['got']}"
+    _, d = p.conn_events(cport, timeout=10)
+    check_record(d, Status=200, ClientBytes=total, OriginBytes=0)
+    tracer.send_signal(signal.SIGINT)  # strace detaches and exits
+    tracer.wait(10)
+    client_sock = f":{eport}->127.0.0.1:{cport}]"
+    calls = []  # ("in" | "out", asked, returned) for the client -> origin direction, in order
+    lines = out.read_text().splitlines()
+    for line in lines:
+        m = SPLICE_LINE.search(line)
+        if not m:
+            continue
+        src, dst, asked, ret = m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
+        if client_sock in src and dst.startswith("pipe:"):
+            calls.append(("in", asked, ret))
+        elif src.startswith("pipe:") and f"->127.0.0.1:{o.port}]" in dst:
+            calls.append(("out", asked, ret))
+    ins = [c for c in calls if c[0] == "in"]
+    assert len(ins) >= 20, f"only {len(ins)} splices from the client's socket for 8 MiB: {lines[:6]}"
+    small = [c for c in ins if c[1] <= 65536]
+    assert not small, f"{len(small)} of {len(ins)} splices into a pipe asked for at most 64 KiB: {small[:5]}"
+    wasted, moved = [], False
+    for i, (kind, _, ret) in enumerate(calls):
+        if kind == "out" and ret > 0:
+            moved = False
+        elif kind == "in":
+            if moved:
+                wasted.append(i)
+            moved = ret > 0
+    assert not wasted, f"{len(wasted)} splices into a full pipe with no splice out before them, e.g. at {wasted[:5]}"
 
 
 def ss_established(flt):
