@@ -457,6 +457,23 @@ def traced_threads(pid):
     return True
 
 
+def one_worker_under_strace(prism, procs, tmp_path, app_id, eport, origin_addr, syscalls, *opts):
+    """prism with one worker and one app on 127.0.0.1:<eport>, with strace attached to
+    every thread, writing the calls in <syscalls> to a file. Returns (prism, tracer,
+    path of the strace output); SIGINT to the tracer detaches it."""
+    cfg = edge_cfg([app(app_id, f"tcp/{eport}", origin_addr)], edges=("127.0.0.1",))
+    cfg["workers"] = 1
+    p = prism(cfg)
+    out = tmp_path / "strace.out"
+    tracer = procs.spawn(
+        ["strace", "-f", "-qq", *opts, "-o", str(out), "-e", f"trace={syscalls}", "-p", str(p.pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_until(lambda: traced_threads(p.pid), timeout=10, msg="strace to attach to every prism thread")
+    return p, tracer, out
+
+
 def test_short_connection_costs_one_setsockopt_and_one_shutdown(prism, origins, ports, procs, tmp_path):
     """50 short connections (64 bytes each way, the client closes first), with strace on
     prism: per connection one setsockopt (TCP_NODELAY on the origin socket; the
@@ -465,16 +482,9 @@ def test_short_connection_costs_one_setsockopt_and_one_shutdown(prism, origins, 
     n = 50
     echo = origins.echo()
     eport = ports(hosts=("127.0.0.1",))
-    cfg = edge_cfg([app("sc", f"tcp/{eport}", echo.addr)], edges=("127.0.0.1",))
-    cfg["workers"] = 1
-    p = prism(cfg)
-    out = tmp_path / "strace.out"
-    tracer = procs.spawn(
-        ["strace", "-f", "-qq", "-o", str(out), "-e", "trace=setsockopt,shutdown,close", "-p", str(p.pid)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    p, tracer, out = one_worker_under_strace(
+        prism, procs, tmp_path, "sc", eport, echo.addr, "setsockopt,shutdown,close"
     )
-    wait_until(lambda: traced_threads(p.pid), timeout=10, msg="strace to attach to every prism thread")
     cports = []
     for _ in range(n):
         s = connect("127.0.0.1", eport)
@@ -529,16 +539,7 @@ def test_bulk_splices_let_the_pipe_decide_how_much_comes(prism, origins, ports, 
 
     o = origins.scripted(origin)
     eport = ports(hosts=("127.0.0.1",))
-    cfg = edge_cfg([app("sp", f"tcp/{eport}", o.addr)], edges=("127.0.0.1",))
-    cfg["workers"] = 1
-    p = prism(cfg)
-    out = tmp_path / "strace.out"
-    tracer = procs.spawn(
-        ["strace", "-f", "-qq", "-yy", "-o", str(out), "-e", "trace=splice", "-p", str(p.pid)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_until(lambda: traced_threads(p.pid), timeout=10, msg="strace to attach to every prism thread")
+    p, tracer, out = one_worker_under_strace(prism, procs, tmp_path, "sp", eport, o.addr, "splice", "-yy")
     s = connect("127.0.0.1", eport, timeout=60)
     cport = s.getsockname()[1]
     sent = send_stream(s, 3003, total)
