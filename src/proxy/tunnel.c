@@ -78,6 +78,11 @@
  * connections (see the top of the file). */
 #define TUNNEL_RUN_BYTES (256 * 1024)
 
+/* pump_copy parks what send() did not take of one scratch buffer in an empty pipe with
+ * one write(), which the pipe must take whole. */
+_Static_assert(WORKER_SCRATCH_BYTES <= PIPE_POOL_PIPE_BYTES,
+               "an empty pipe takes a scratch buffer");
+
 /* What one splice into a pipe asks for: more than a pipe can hold, so that the pipe's
  * free slots decide how much comes (see the top of the file), as HAProxy asks for 1 GiB. */
 #define TUNNEL_SPLICE_ASK ((size_t)1 << 30)
@@ -275,7 +280,7 @@ static uint16_t pump_copy(struct tunnel *t, struct pump *p, struct side *src, st
             p->pipe = pipe_pool_get(&t->w->pipes);
         if (!p->pipe)
             return 500;
-        /* An empty pipe (at least 64 KiB) takes the rest of one scratch buffer whole. */
+        /* An empty pipe takes the rest of one scratch buffer whole (asserted above). */
         if (write(p->pipe->wr, buf + m, rest) != (ssize_t)rest)
             return 500;
         p->pending = rest;
