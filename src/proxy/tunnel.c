@@ -15,16 +15,19 @@
  * and the pump stops reading the source: memory per connection is bounded by one
  * pipe per direction.
  *
- * A splice into the pipe asks for more than the pipe can hold (TUNNEL_SPLICE_ASK);
- * the kernel stops at the pipe's free slots (16, one skb fragment each), so a read
- * takes whole fragments instead of stopping at a byte count in the middle of one.
- * Asking for the pipe's byte size minus what it held split fragments into pieces,
- * and the receiver read the forwarded bytes as if they had left its cache: in cpu-clock
- * profiles of iperf3 through prism on loopback, its copy to user space cost 1.0 to 5.4
- * times the sender's copy from user space (2 or more in 14 of 19 profiles), against
- * 1.07 to 1.17 when the pipe decides (through HAProxy 0.98 to 1.07). The pump reads
- * into the pipe only when the pipe is empty or a splice out of it has just made room:
- * a read right after a read finds the socket empty or the pipe full.
+ * A splice into the pipe asks for more than the pipe can hold (TUNNEL_SPLICE_ASK), so
+ * the kernel's own bound applies: the pipe's free slots (16 in all) times the page
+ * size. A slot holds one skb fragment or part of one, on loopback up to 32 KiB. Asking
+ * for the pipe's byte size minus the bytes in it shrank each read by a whole fragment's
+ * bytes where the fragment took one slot, so a pipe holding large fragments was
+ * refilled in small reads that cut the next fragment into pieces, and reads stopped at
+ * 64 KiB with slots still free. The receiver then read the forwarded bytes as if they
+ * had left its cache: in cpu-clock profiles of iperf3 through prism on loopback, its
+ * copy to user space cost 1.0 to 5.4 times the sender's copy from user space (2 or more
+ * in 14 of 19 profiles), against 1.07 to 1.17 when the pipe decides (through HAProxy
+ * 0.98 to 1.07). The pump reads into the pipe only when the pipe is empty or a splice
+ * out of it has just made room: a read right after a read finds the socket empty or the
+ * pipe full.
  *
  * The PROXY header is written into the client->origin pipe before any client byte,
  * so it reaches the origin first, in one segment, through the same path.
