@@ -66,6 +66,13 @@ size_t metrics_render(const struct metrics_input *in, char *buf, size_t len)
            w->udp_spp_dropped);
     metric(&o, "prism_udp_dropped_total", "counter",
            "Datagrams dropped otherwise (too large, buffers full, flow refused).", w->udp_dropped);
+    metric(&o, "prism_tcp_pipes_grown", "gauge",
+           "Splice pipes grown for bulk streams (at most 64 per worker).", w->pipes_grown);
+    metric(&o, "prism_busy_polls_total", "counter",
+           "Polls of epoll that found nothing while busy polling (busy_poll_us).", w->busy_polls);
+    metric(&o, "prism_busy_poll_skips_total", "counter",
+           "Waits that blocked without busy polling, after a bulk stream moved.",
+           w->busy_poll_skips);
     metric(&o, "prism_events_written_total", "counter", "Event log records written.",
            in->events_written);
     metric(&o, "prism_events_lost_total", "counter", "Event log records lost to write errors.",

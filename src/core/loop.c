@@ -16,6 +16,10 @@
  * cpuidle-haltpoll does: it doubles (from 10 us) when the wait for the next event
  * was shorter than the maximum, and halves when it was longer, down to zero; so a
  * quiet loop stops spinning after a few waits and only a busy one keeps it.
+ * A callback that has just moved a bulk transfer skips the spin of the next wait
+ * (loop_busy_poll_skip): the next bytes of a bulk stream come at the sender's pace,
+ * and spinning for them takes CPU and makes the reads smaller, where blocking lets
+ * the kernel queue more for one wakeup. An interactive exchange never skips it.
  *
  * Tasks (loop_task_queue): a callback that stops early so that one busy connection
  * does not hold the thread gives way with a task, which runs after the I/O of the
@@ -50,6 +54,9 @@ struct loop {
     int n_events, cur_event; /* the batch being dispatched */
     uint64_t poll_max_ns;    /* busy-poll limit; 0: never */
     uint64_t poll_ns;        /* current window, adapted */
+    uint64_t n_polls;        /* spent spinning */
+    uint64_t n_skips;        /* waits that blocked at once after loop_busy_poll_skip */
+    bool is_poll_skipped;    /* the next wait blocks without spinning */
 };
 
 struct loop *loop_new(void)
@@ -296,6 +303,21 @@ uint64_t loop_busy_poll_ns(const struct loop *loop)
     return loop->poll_ns;
 }
 
+uint64_t loop_busy_polls(const struct loop *loop)
+{
+    return loop->n_polls;
+}
+
+uint64_t loop_busy_poll_skips(const struct loop *loop)
+{
+    return loop->n_skips;
+}
+
+void loop_busy_poll_skip(struct loop *loop)
+{
+    loop->is_poll_skipped = true;
+}
+
 /* epoll_wait, with busy polling first when enabled (see the top of the file). */
 static int loop_wait(struct loop *loop, int timeout)
 {
@@ -304,6 +326,13 @@ static int loop_wait(struct loop *loop, int timeout)
 
     if (loop->poll_max_ns == 0 || timeout == 0)
         return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+    if (loop->is_poll_skipped) {
+        /* Kept through waits that do not block (a bulk run that gave way resumes
+         * from a task): the first wait that may block is the one to skip. */
+        loop->is_poll_skipped = false;
+        loop->n_skips++;
+        return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+    }
     start = clock_mono_ns();
     if (loop->poll_ns > 0) {
         uint64_t end = start + loop->poll_ns;
@@ -312,6 +341,7 @@ static int loop_wait(struct loop *loop, int timeout)
             end = start + (uint64_t)timeout * 1000000u; /* a timer is due first */
         do {
             n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, 0);
+            loop->n_polls++;
             if (n != 0)
                 return n; /* the window paid off: keep it */
         } while (clock_mono_ns() < end);

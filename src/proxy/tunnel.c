@@ -29,6 +29,18 @@
  * out of it has just made room: a read right after a read finds the socket empty or the
  * pipe full.
  *
+ * Bulk streams. A read that fills an empty pipe to its last slot right after the
+ * destination took everything the pipe held says the pipe, not either peer, is what
+ * limits the stream: the pump grows that pipe to four times its slots (pipe_pool_grow;
+ * at most 64 grown pipes per worker, and a grown pipe goes back to the pool grown), so
+ * the stream moves in a quarter of the splices. A destination whose buffer is full
+ * never takes the whole pipe, so a stalled reader does not grow one. A direction that
+ * has read a default pipe's worth in one splice is streaming until a recv() comes back
+ * short; after a run of a tunnel with a streaming direction the worker's next wait
+ * blocks without busy polling (loop_busy_poll_skip), so the kernel queues more bytes
+ * for each wakeup instead of the worker spinning for the next segment. Interactive
+ * exchanges keep the busy poll: their reads never fill a pipe.
+ *
  * The PROXY header is written into the client->origin pipe before any client byte,
  * so it reaches the origin first, in one segment, through the same path.
  *
@@ -116,6 +128,7 @@ struct pump {
     size_t pending;         /* bytes in the pipe */
     uint64_t bytes;         /* read from the source (PROXY header not counted) */
     bool is_bulk;           /* a read filled the scratch buffer: splice until drained */
+    bool is_streaming;      /* a read filled a default pipe; a short recv() clears it */
 };
 
 struct tunnel {
@@ -265,10 +278,13 @@ static uint16_t pump_copy(struct tunnel *t, struct pump *p, struct side *src, st
         return 0;
     }
     p->bytes += (uint64_t)n;
-    if (n == WORKER_SCRATCH_BYTES)
+    if (n == WORKER_SCRATCH_BYTES) {
         p->is_bulk = true;
-    else if (!src->is_rdhup)
-        src->can_read = false;
+    } else {
+        p->is_streaming = false; /* the source sends messages, not a stream */
+        if (!src->is_rdhup)
+            src->can_read = false;
+    }
     m = send(dst->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (m < 0) {
         if (errno == EAGAIN)
@@ -299,6 +315,7 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
                          bool src_is_client, bool *is_yield)
 {
     uint64_t start = p->bytes;
+    bool is_drained = false; /* a splice out emptied the pipe in this run */
 
     for (;;) {
         bool progress = false;
@@ -312,6 +329,7 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
                 p->pending -= (size_t)n;
                 progress = true;
                 has_room = true;
+                is_drained = p->pending == 0;
             } else if (n == -1 && errno == EAGAIN) {
                 dst->can_write = false;
             } else if (n == -1 && errno != EINTR) {
@@ -339,6 +357,13 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
             n = splice(src->fd, NULL, p->pipe->wr, NULL, TUNNEL_SPLICE_ASK,
                        SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n > 0) {
+                /* An empty pipe filled to its last slot, right after the destination
+                 * took all it held: the pipe is what limits this stream. */
+                if (is_drained && p->pending == 0 && (size_t)n >= p->pipe->bytes)
+                    (void)pipe_pool_grow(&t->w->pipes, p->pipe);
+                is_drained = false;
+                if ((size_t)n >= PIPE_POOL_PIPE_BYTES)
+                    p->is_streaming = true;
                 p->pending += (size_t)n;
                 p->bytes += (uint64_t)n;
                 progress = true;
@@ -384,6 +409,8 @@ static void tunnel_run(struct tunnel *t)
         tunnel_close(t, status);
         return;
     }
+    if (t->up.is_streaming || t->down.is_streaming)
+        loop_busy_poll_skip(t->w->loop); /* see the top of the file */
     if (t->client.is_shut && t->origin.is_shut)
         tunnel_close(t, 200);
     else if (is_yield)

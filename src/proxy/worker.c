@@ -30,6 +30,9 @@
 #define ACCEPT_BATCH 64
 #define EMFILE_PAUSE_MS 100
 #define PIPE_POOL_MAX 1024
+/* Pipes a worker may grow for bulk streams (pipe_pool_grow): each holds up to four
+ * times the pages of a default pipe while its destination stalls. */
+#define PIPE_POOL_MAX_GROWN 64
 
 static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events);
 static void on_resume(struct loop *loop, struct loop_timer *t);
@@ -59,7 +62,7 @@ struct worker *worker_new(int index, int notify_fd)
     list_init(&w->retired);
     list_init(&w->listeners);
     list_init(&w->tunnels);
-    pipe_pool_init(&w->pipes, PIPE_POOL_MAX);
+    pipe_pool_init(&w->pipes, PIPE_POOL_MAX, PIPE_POOL_MAX_GROWN);
     tunnel_pool_init(&w->tunnel_pool);
     loop_timer_init(&w->resume_timer, on_resume);
     loop_timer_init(&w->drain_timer, on_drain_deadline);

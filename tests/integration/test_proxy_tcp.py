@@ -26,6 +26,7 @@ from conftest import (
     send_stream,
     wait_until,
 )
+from udp_helpers import http_metrics
 
 PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -579,6 +580,62 @@ def test_bulk_splices_let_the_pipe_decide_how_much_comes(prism, origins, ports, 
                 wasted.append(i)
             moved = ret > 0
     assert not wasted, f"{len(wasted)} splices into a full pipe with no splice out before them, e.g. at {wasted[:5]}"
+
+
+def test_bulk_stream_grows_its_pipe_and_skips_busy_polling(prism, origins, ports):
+    """One worker with busy polling on (the default). 300 echoed 64-byte messages never
+    make the worker skip its busy poll nor grow a pipe. Then 64 MiB to an origin that
+    keeps up: the stream fills its pipe as fast as the origin drains it, so the pipe is
+    grown (prism_tcp_pipes_grown), and the worker's waits after it moved skip the busy
+    poll (prism_busy_poll_skips_total). Every byte arrives, in order."""
+    total = 64 << 20
+    res = {}
+
+    def sink(conn, peer, server):
+        conn.settimeout(30)
+        h, n = hashlib.sha256(), 0
+        while True:
+            d = conn.recv(1 << 18)
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+        res["got"] = (n, h.hexdigest())
+        conn.close()
+
+    echo = origins.echo()
+    o = origins.scripted(sink)
+    eport, sport = ports(hosts=("127.0.0.1",)), ports(hosts=("127.0.0.1",))
+    cfg = edge_cfg([app("pp", f"tcp/{eport}", echo.addr), app("bk", f"tcp/{sport}", o.addr)], edges=("127.0.0.1",))
+    cfg["workers"] = 1
+    p = prism(cfg)
+
+    s = connect("127.0.0.1", eport)
+    for i in range(300):
+        msg = i.to_bytes(2, "big") * 32
+        s.sendall(msg)
+        assert recv_exact(s, 64) == msg
+    s.close()
+    m = http_metrics(p)
+    assert m is not None, "no /metrics"
+    assert m["prism_busy_poll_skips_total"] == 0, f"an interactive exchange skipped the busy poll: {m}"
+    assert m["prism_tcp_pipes_grown"] == 0, f"an interactive exchange grew a pipe: {m}"
+
+    s = connect("127.0.0.1", sport, timeout=60)
+    cport = s.getsockname()[1]
+    sent = send_stream(s, 4004, total)
+    s.shutdown(socket.SHUT_WR)
+    rest, err = recv_until_eof(s, timeout=60)
+    s.close()
+    assert rest == b"" and err is None, f"{rest[:20]!r} {err!r}"
+    wait_until(lambda: "got" in res, timeout=30, msg="the origin to read to EOF")
+    assert not o.errors, f"origin failed: {o.errors!r}"
+    assert res["got"] == sent, f"sent {sent}, the origin got {res['got']}"
+    _, d = p.conn_events(cport, timeout=10)
+    check_record(d, Status=200, ClientBytes=total, OriginBytes=0)
+    m = http_metrics(p)
+    assert m["prism_tcp_pipes_grown"] == 1, f"the bulk stream's pipe was not grown (or more than one): {m}"
+    assert m["prism_busy_poll_skips_total"] > 0, f"the bulk stream never made the worker skip its busy poll: {m}"
 
 
 def ss_established(flt):

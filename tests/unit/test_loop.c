@@ -248,6 +248,54 @@ static void on_task(struct loop *loop, struct loop_task *task)
         loop_task_queue(loop, task);
 }
 
+/* loop_busy_poll_skip: the next wait that may block does so at once, without a poll
+ * and without adapting the window; a wait that cannot block (a task is queued) keeps
+ * the request for the one after it. Without the request the same wait spins first. */
+static void test_busy_poll_skip_blocks_at_once(void **state)
+{
+    struct loop *loop = loop_new();
+    struct ready r = {0};
+    struct probe p = {0};
+    struct tk k = {0};
+    uint64_t one = 1, polls;
+    int efd = eventfd(0, EFD_NONBLOCK);
+
+    (void)state;
+    assert_true(efd >= 0);
+    assert_int_equal(loop_io_add(loop, &r.io, efd, EPOLLIN, on_ready), 0);
+    loop_set_busy_poll(loop, 100);
+    assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
+    assert_int_equal(loop_run_once(loop, 1000), 0);
+    assert_true(loop_busy_poll_ns(loop) == 10000);
+    polls = loop_busy_polls(loop);
+
+    loop_busy_poll_skip(loop);
+    loop_task_init(&k.task, on_task);
+    loop_task_queue(loop, &k.task);
+    assert_int_equal(loop_run_once(loop, 1000), 0); /* does not block: no skip used */
+    assert_int_equal(k.runs, 1);
+    loop_timer_init(&p.t, on_probe);
+    loop_timer_arm(loop, &p.t, 5);
+    assert_int_equal(loop_run_once(loop, 1000), 0);
+    assert_true(loop_busy_polls(loop) == polls);   /* blocked at once */
+    assert_true(loop_busy_poll_ns(loop) == 10000); /* and left the window alone */
+    while (p.fired == 0)
+        assert_int_equal(loop_run_once(loop, 1000), 0);
+
+    polls = loop_busy_polls(loop);
+    loop_set_busy_poll(loop, 0);
+    loop_set_busy_poll(loop, 100);
+    assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
+    assert_int_equal(loop_run_once(loop, 1000), 0);
+    assert_true(loop_busy_poll_ns(loop) == 10000);
+    loop_timer_arm(loop, &p.t, 5); /* the same wait without the request */
+    assert_int_equal(loop_run_once(loop, 1000), 0);
+    assert_true(loop_busy_polls(loop) > polls); /* spun first */
+    loop_io_del(loop, &r.io);
+    close(efd);
+    loop_free(loop);
+}
+
 /* Tasks run once, in queueing order, after the iteration's I/O; the wait does not
  * block while one is queued; one queued from a task waits for the next iteration;
  * a cancelled one never runs, even when cancelled by a task of the same batch. */
@@ -316,6 +364,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_busy_poll_window_adapts),
+        cmocka_unit_test(test_busy_poll_skip_blocks_at_once),
         cmocka_unit_test(test_timers_fire_in_deadline_order),
         cmocka_unit_test(test_stopped_and_rearmed_timers),
         cmocka_unit_test(test_many_timers_heap_invariant),
