@@ -586,8 +586,9 @@ def test_bulk_stream_grows_its_pipe_and_skips_busy_polling(prism, origins, ports
     """One worker with busy polling on (the default). 300 echoed 64-byte messages never
     make the worker skip its busy poll nor grow a pipe. Then 64 MiB to an origin that
     keeps up: the stream fills its pipe as fast as the origin drains it, so the pipe is
-    grown (prism_tcp_pipes_grown), and the worker's waits after it moved skip the busy
-    poll (prism_busy_poll_skips_total). Every byte arrives, in order."""
+    grown (prism_tcp_pipes_grown), and it reads faster than 64 KiB per millisecond, so
+    the worker's waits after it moved skip the busy poll (prism_busy_poll_skips_total).
+    Every byte arrives, in order. Echoes on a new connection afterwards skip nothing."""
     total = 64 << 20
     res = {}
 
@@ -636,6 +637,16 @@ def test_bulk_stream_grows_its_pipe_and_skips_busy_polling(prism, origins, ports
     m = http_metrics(p)
     assert m["prism_tcp_pipes_grown"] == 1, f"the bulk stream's pipe was not grown (or more than one): {m}"
     assert m["prism_busy_poll_skips_total"] > 0, f"the bulk stream never made the worker skip its busy poll: {m}"
+
+    skips = m["prism_busy_poll_skips_total"]
+    s = connect("127.0.0.1", eport)  # interactive again, on the same worker
+    for i in range(300):
+        msg = i.to_bytes(2, "big") * 32
+        s.sendall(msg)
+        assert recv_exact(s, 64) == msg
+    s.close()
+    m = http_metrics(p)
+    assert m["prism_busy_poll_skips_total"] == skips, f"echoes after the stream skipped the busy poll: {m}"
 
 
 def ss_established(flt):
