@@ -511,6 +511,36 @@ def test_short_connection_costs_one_setsockopt_and_one_shutdown(prism, origins, 
     assert len(calls["shutdown"]) == n, f"{len(calls['shutdown'])} shutdown calls for {n} connections"
 
 
+def stream_to_origin(p, eport, o, res, seed, total):
+    """Sends <total> bytes through prism's 127.0.0.1:<eport> to the scripted origin <o>,
+    whose script puts (bytes, sha256) in res["got"] at EOF; half-closes, and checks that
+    prism closes too, that every byte arrived and the event record. Returns the client's
+    port."""
+    s = connect("127.0.0.1", eport, timeout=60)
+    cport = s.getsockname()[1]
+    sent = send_stream(s, seed, total)
+    s.shutdown(socket.SHUT_WR)
+    rest, err = recv_until_eof(s, timeout=60)
+    s.close()
+    assert rest == b"" and err is None, f"{rest[:20]!r} {err!r}"
+    wait_until(lambda: "got" in res, timeout=30, msg="the origin to read to EOF")
+    assert not o.errors, f"origin failed: {o.errors!r}"
+    assert res["got"] == sent, f"sent {sent}, the origin got {res['got']}"
+    _, d = p.conn_events(cport, timeout=10)
+    check_record(d, Status=200, ClientBytes=total, OriginBytes=0)
+    return cport
+
+
+def echo_messages(eport, n):
+    """<n> 64-byte messages, one at a time, through prism's 127.0.0.1:<eport> to an echo."""
+    s = connect("127.0.0.1", eport)
+    for i in range(n):
+        msg = i.to_bytes(2, "big") * 32
+        s.sendall(msg)
+        assert recv_exact(s, 64) == msg, f"message {i} came back changed"
+    s.close()
+
+
 SPLICE_LINE = re.compile(r"splice\(\d+<(.*?\])>, NULL, \d+<(.*?\])>, NULL, (\d+), [^)]*\) = (-?\d+)")
 
 
@@ -541,18 +571,7 @@ def test_bulk_splices_let_the_pipe_decide_how_much_comes(prism, origins, ports, 
     o = origins.scripted(origin)
     eport = ports(hosts=("127.0.0.1",))
     p, tracer, out = one_worker_under_strace(prism, procs, tmp_path, "sp", eport, o.addr, "splice", "-yy")
-    s = connect("127.0.0.1", eport, timeout=60)
-    cport = s.getsockname()[1]
-    sent = send_stream(s, 3003, total)
-    s.shutdown(socket.SHUT_WR)
-    rest, err = recv_until_eof(s, timeout=60)
-    s.close()
-    assert rest == b"" and err is None, f"{rest[:20]!r} {err!r}"
-    wait_until(lambda: "got" in res, timeout=30, msg="the origin to read to EOF")
-    assert not o.errors, f"origin failed: {o.errors!r}"
-    assert res["got"] == sent, f"sent {sent}, the origin got {res['got']}"
-    _, d = p.conn_events(cport, timeout=10)
-    check_record(d, Status=200, ClientBytes=total, OriginBytes=0)
+    cport = stream_to_origin(p, eport, o, res, 3003, total)
     tracer.send_signal(signal.SIGINT)  # strace detaches and exits
     tracer.wait(10)
     client_sock = f":{eport}->127.0.0.1:{cport}]"
@@ -611,40 +630,19 @@ def test_bulk_stream_grows_its_pipe_and_skips_busy_polling(prism, origins, ports
     cfg["workers"] = 1
     p = prism(cfg)
 
-    s = connect("127.0.0.1", eport)
-    for i in range(300):
-        msg = i.to_bytes(2, "big") * 32
-        s.sendall(msg)
-        assert recv_exact(s, 64) == msg
-    s.close()
+    echo_messages(eport, 300)
     m = http_metrics(p)
     assert m is not None, "no /metrics"
     assert m["prism_busy_poll_skips_total"] == 0, f"an interactive exchange skipped the busy poll: {m}"
     assert m["prism_tcp_pipes_grown"] == 0, f"an interactive exchange grew a pipe: {m}"
 
-    s = connect("127.0.0.1", sport, timeout=60)
-    cport = s.getsockname()[1]
-    sent = send_stream(s, 4004, total)
-    s.shutdown(socket.SHUT_WR)
-    rest, err = recv_until_eof(s, timeout=60)
-    s.close()
-    assert rest == b"" and err is None, f"{rest[:20]!r} {err!r}"
-    wait_until(lambda: "got" in res, timeout=30, msg="the origin to read to EOF")
-    assert not o.errors, f"origin failed: {o.errors!r}"
-    assert res["got"] == sent, f"sent {sent}, the origin got {res['got']}"
-    _, d = p.conn_events(cport, timeout=10)
-    check_record(d, Status=200, ClientBytes=total, OriginBytes=0)
+    stream_to_origin(p, sport, o, res, 4004, total)
     m = http_metrics(p)
     assert m["prism_tcp_pipes_grown"] == 1, f"the bulk stream's pipe was not grown (or more than one): {m}"
     assert m["prism_busy_poll_skips_total"] > 0, f"the bulk stream never made the worker skip its busy poll: {m}"
 
     skips = m["prism_busy_poll_skips_total"]
-    s = connect("127.0.0.1", eport)  # interactive again, on the same worker
-    for i in range(300):
-        msg = i.to_bytes(2, "big") * 32
-        s.sendall(msg)
-        assert recv_exact(s, 64) == msg
-    s.close()
+    echo_messages(eport, 300)
     m = http_metrics(p)
     assert m["prism_busy_poll_skips_total"] == skips, f"echoes after the stream skipped the busy poll: {m}"
 
