@@ -34,10 +34,11 @@ struct pipe_pool {
  * against 7.7 Gbit/s), but then a splice asked for the pipe's byte size minus what it
  * held, which cut reads short (see src/proxy/tunnel.c). With reads that the pipe's free
  * slots bound, a pipe grown for a bulk stream (pipe_pool_grow) moves it in a quarter of
- * the splices. Together with the skipped busy poll of a streaming tunnel (tunnel.c), in
- * the bench harness (1 worker, 5 rounds, 2 runs alternated with the binary before both,
- * haproxy-splice beside), prism's Gbit/s per busy core went from 16.3 and 15.3 to 19.7
- * and 19.9 on 1 stream and from 15.7 and 15.2 to 21.6 and 19.0 on 8 streams. */
+ * the splices. The first version of this, growth together with a skipped busy poll for
+ * streaming tunnels (tunnel.c; then a simpler test for streaming, and 256 KiB runs),
+ * measured in the bench harness (1 worker, 5 rounds, 2 runs alternated with the binary
+ * before both, haproxy-splice beside): prism's Gbit/s per busy core went from 16.3 and
+ * 15.3 to 19.7 and 19.9 on 1 stream and from 15.7 and 15.2 to 21.6 and 19.0 on 8. */
 #define PIPE_POOL_PIPE_BYTES 65536
 
 /* pipe_pool_grow multiplies a pipe's slots by this. */

@@ -275,8 +275,8 @@ static void pump_count(struct tunnel *t, struct pump *p, size_t n)
 
     p->bytes += (uint64_t)n;
     if (now != p->ms) {
-        p->is_streaming =
-            p->is_streaming && now == p->ms + 1 && p->ms_bytes >= TUNNEL_STREAM_BYTES_PER_MS;
+        /* A full millisecond set is_streaming; only the one just before still counts. */
+        p->is_streaming = now == p->ms + 1 && p->ms_bytes >= TUNNEL_STREAM_BYTES_PER_MS;
         p->ms = now;
         p->ms_bytes = 0;
     }
