@@ -35,7 +35,7 @@
 #   SYSCALLS=auto        syscalls per connection and per GiB (perf tracepoints): auto or off
 #   REPORT=1             0: do not run bench/report.py at the end
 #   PRISM_BIN=build/release/prism
-#   PRISM_BUSY_POLL_US=  prism's busy_poll_us (unset: the node default, 100)
+#   PRISM_BUSY_POLL_US=  prism's busy_poll_us (unset: the node default, 500)
 #   HAPROXY_BUSY_POLLING=1  adds "busy-polling" to haproxy and haproxy-splice too
 # Every loop is bounded, every process started is stopped by its PID (trap on exit), and
 # the temporary directory is removed.

@@ -18,7 +18,7 @@ struct node_config {
     char colo[16];                      /* "LAB" */
     char data_dir[4096];                /* "./var" */
     int workers;                        /* 0 = one per online CPU */
-    uint32_t busy_poll_us;              /* 100: workers' adaptive busy-poll limit; 0 = off */
+    uint32_t busy_poll_us;              /* 500: workers' adaptive busy-poll limit; 0 = off */
     struct sockaddr_storage api_listen; /* 127.0.0.1:8080 */
     struct sockaddr_storage dns_listen; /* 127.0.0.1:5353 */
     struct sockaddr_storage edge_addrs[CONFIG_MAX_EDGE_ADDRS]; /* 127.0.0.1, ::1 */

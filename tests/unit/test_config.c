@@ -195,7 +195,7 @@ static void assert_defaults(const struct node_config *c)
     assert_string_equal(c->colo, "LAB");
     assert_string_equal(c->data_dir, "./var");
     assert_int_equal(c->workers, 0);
-    assert_int_equal(c->busy_poll_us, 100);
+    assert_int_equal(c->busy_poll_us, 500);
     assert_addr(&c->api_listen, "127.0.0.1:8080");
     assert_addr(&c->dns_listen, "127.0.0.1:5353");
     assert_int_equal(c->n_edge_addrs, 2);
