@@ -228,8 +228,9 @@ static void set_defaults(struct node_config *cfg)
     /* 500, not 100: on a virtual machine a worker that sleeps through a stall of a
      * few hundred microseconds can take a millisecond or more to run again. In two
      * ping-pong bench runs of 9 rounds each, prism's worst round p99 was 909 and
-     * 1,247 us at 100, and 304 and 186 us at 500. The window still shrinks to 0
-     * while events come further apart than this. */
+     * 1,247 us at 100, and 304 and 186 us at 500 (a later full run at 500 still
+     * had 2 rounds of 9 over 1 ms, cause not found). The window still shrinks to
+     * 0 while events come further apart than this. */
     cfg->busy_poll_us = 500;
     rc |= addr_parse_hostport("127.0.0.1:8080", &cfg->api_listen);
     rc |= addr_parse_hostport("127.0.0.1:5353", &cfg->dns_listen);
