@@ -642,7 +642,7 @@ def test_bulk_stream_grows_its_pipe_and_skips_busy_polling(prism, origins, ports
     assert m["prism_busy_poll_skips_total"] > 0, f"the bulk stream never made the worker skip its busy poll: {m}"
 
     skips = m["prism_busy_poll_skips_total"]
-    echo_messages(eport, 300)
+    echo_messages(eport, 300)  # interactive again, on the same worker
     m = http_metrics(p)
     assert m["prism_busy_poll_skips_total"] == skips, f"echoes after the stream skipped the busy poll: {m}"
 
