@@ -70,9 +70,9 @@ size_t metrics_render(const struct metrics_input *in, char *buf, size_t len)
            "Splice pipes grown for bulk streams (at most 64 per worker).", w->pipes_grown);
     metric(&o, "prism_busy_polls_total", "counter",
            "Polls of epoll that found nothing while busy polling (busy_poll_us).", w->busy_polls);
-    metric(&o, "prism_busy_poll_skips_total", "counter",
-           "Waits that blocked without busy polling, after a bulk stream moved.",
-           w->busy_poll_skips);
+    metric(&o, "prism_busy_poll_brief_total", "counter",
+           "Waits that busy polled only briefly (20 us), after a bulk stream moved.",
+           w->busy_poll_briefs);
     metric(&o, "prism_events_written_total", "counter", "Event log records written.",
            in->events_written);
     metric(&o, "prism_events_lost_total", "counter", "Event log records lost to write errors.",

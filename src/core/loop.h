@@ -102,14 +102,14 @@ int loop_run_once(struct loop *loop, int max_wait_ms);
 void loop_set_busy_poll(struct loop *loop, uint32_t max_us);
 /* The current busy-poll window in nanoseconds (for tests and counters). */
 uint64_t loop_busy_poll_ns(const struct loop *loop);
-/* Polls spent spinning, and waits that skipped the spin, since loop_new (for tests
+/* Polls spent spinning, and waits that spun only briefly, since loop_new (for tests
  * and counters). */
 uint64_t loop_busy_polls(const struct loop *loop);
-uint64_t loop_busy_poll_skips(const struct loop *loop);
-/* The next wait blocks at once, without busy polling and without adapting the
- * window: called after moving a bulk transfer, whose next bytes come at the
- * sender's pace (see loop.c). */
-void loop_busy_poll_skip(struct loop *loop);
+uint64_t loop_busy_poll_briefs(const struct loop *loop);
+/* The next wait that may block spins only briefly (20 us, or the limit if lower),
+ * without adapting the window: called after moving a bulk transfer, whose next
+ * bytes come at the sender's pace (see loop.c). */
+void loop_busy_poll_brief(struct loop *loop);
 
 /* Runs until loop_stop(). */
 int loop_run(struct loop *loop);

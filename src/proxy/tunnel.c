@@ -37,9 +37,10 @@
  * never takes the whole pipe, so a stalled reader does not grow one. A direction that
  * reads 64 KiB within one loop millisecond (0.5 Gbit/s) streams until a millisecond in
  * which it reads less; after a run of a tunnel with a streaming direction the worker's
- * next wait blocks without busy polling (loop_busy_poll_skip), so the kernel queues
- * more bytes for each wakeup instead of the worker spinning for the next segment.
- * Interactive exchanges keep the busy poll: they never read at that rate.
+ * next wait busy polls only briefly (loop_busy_poll_brief), so the kernel queues
+ * more bytes for each wakeup instead of the worker spinning its whole window for the
+ * next segment. Interactive exchanges keep the adaptive busy poll: they never read
+ * at that rate.
  *
  * The PROXY header is written into the client->origin pipe before any client byte,
  * so it reaches the origin first, in one segment, through the same path.
@@ -97,8 +98,8 @@
 #define TUNNEL_RUN_BYTES (1024 * 1024)
 
 /* A direction that reads this much within one loop millisecond (0.5 Gbit/s) streams:
- * its tunnel's runs make the worker's next wait skip the busy poll (see the top of the
- * file). */
+ * its tunnel's runs make the worker's next wait busy poll only briefly (see the top of
+ * the file). */
 #define TUNNEL_STREAM_BYTES_PER_MS (64 * 1024)
 
 /* pump_copy parks what send() did not take of one scratch buffer in an empty pipe with
@@ -435,7 +436,7 @@ static void tunnel_run(struct tunnel *t)
         return;
     }
     if (t->up.is_streaming || t->down.is_streaming)
-        loop_busy_poll_skip(t->w->loop); /* see the top of the file */
+        loop_busy_poll_brief(t->w->loop); /* see the top of the file */
     if (t->client.is_shut && t->origin.is_shut)
         tunnel_close(t, 200);
     else if (is_yield)

@@ -248,10 +248,12 @@ static void on_task(struct loop *loop, struct loop_task *task)
         loop_task_queue(loop, task);
 }
 
-/* loop_busy_poll_skip: the next wait that may block does so at once, without a poll
- * and without adapting the window; a wait that cannot block (a task is queued) keeps
- * the request for the one after it. Without the request the same wait spins first. */
-static void test_busy_poll_skip_blocks_at_once(void **state)
+/* loop_busy_poll_brief: the next wait that may block polls at least once before it
+ * blocks, and leaves the window alone; a wait that cannot block (a task is queued)
+ * keeps the request for the one after it. Without the request the same wait (a timer
+ * 5 ms away, longer than the limit) halves the window. With busy polling off the
+ * request does nothing. */
+static void test_busy_poll_brief_spins_without_adapting(void **state)
 {
     struct loop *loop = loop_new();
     struct ready r = {0};
@@ -267,30 +269,35 @@ static void test_busy_poll_skip_blocks_at_once(void **state)
     assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
     assert_int_equal(loop_run_once(loop, 1000), 0);
     assert_true(loop_busy_poll_ns(loop) == 10000);
-    polls = loop_busy_polls(loop);
 
-    loop_busy_poll_skip(loop);
+    loop_busy_poll_brief(loop);
     loop_task_init(&k.task, on_task);
     loop_task_queue(loop, &k.task);
-    assert_int_equal(loop_run_once(loop, 1000), 0); /* does not block: no skip used */
+    assert_int_equal(loop_run_once(loop, 1000), 0); /* does not block: request kept */
     assert_int_equal(k.runs, 1);
+    assert_true(loop_busy_poll_briefs(loop) == 0);
+    polls = loop_busy_polls(loop);
     loop_timer_init(&p.t, on_probe);
     loop_timer_arm(loop, &p.t, 5);
-    assert_int_equal(loop_run_once(loop, 1000), 0);
-    assert_true(loop_busy_polls(loop) == polls);   /* blocked at once */
-    assert_true(loop_busy_poll_ns(loop) == 10000); /* and left the window alone */
     while (p.fired == 0)
         assert_int_equal(loop_run_once(loop, 1000), 0);
+    assert_true(loop_busy_poll_briefs(loop) == 1);
+    assert_true(loop_busy_polls(loop) > polls);    /* polled before blocking */
+    assert_true(loop_busy_poll_ns(loop) == 10000); /* and left the window alone */
 
-    polls = loop_busy_polls(loop);
-    loop_set_busy_poll(loop, 0);
-    loop_set_busy_poll(loop, 100);
-    assert_int_equal(write(efd, &one, sizeof(one)), sizeof(one));
-    assert_int_equal(loop_run_once(loop, 1000), 0);
-    assert_true(loop_busy_poll_ns(loop) == 10000);
     loop_timer_arm(loop, &p.t, 5); /* the same wait without the request */
-    assert_int_equal(loop_run_once(loop, 1000), 0);
-    assert_true(loop_busy_polls(loop) > polls); /* spun first */
+    while (p.fired == 1)
+        assert_int_equal(loop_run_once(loop, 1000), 0);
+    assert_true(loop_busy_poll_briefs(loop) == 1);
+    assert_true(loop_busy_poll_ns(loop) == 5000); /* halved */
+
+    loop_set_busy_poll(loop, 0); /* off: the request does not make it spin */
+    polls = loop_busy_polls(loop);
+    loop_busy_poll_brief(loop);
+    loop_timer_arm(loop, &p.t, 5);
+    while (p.fired == 2)
+        assert_int_equal(loop_run_once(loop, 1000), 0);
+    assert_true(loop_busy_polls(loop) == polls);
     loop_io_del(loop, &r.io);
     close(efd);
     loop_free(loop);
@@ -364,7 +371,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_busy_poll_window_adapts),
-        cmocka_unit_test(test_busy_poll_skip_blocks_at_once),
+        cmocka_unit_test(test_busy_poll_brief_spins_without_adapting),
         cmocka_unit_test(test_timers_fire_in_deadline_order),
         cmocka_unit_test(test_stopped_and_rearmed_timers),
         cmocka_unit_test(test_many_timers_heap_invariant),
