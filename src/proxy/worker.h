@@ -53,9 +53,9 @@ struct worker_stats {
     uint64_t udp_spp_dropped; /* origin replies without a valid SPP header for the flow */
     uint64_t udp_dropped;     /* other datagrams we could not deliver */
     /* Filled in by dataplane_stats from the worker's loop and pipe pool: */
-    uint64_t busy_polls;      /* empty polls while busy polling */
+    uint64_t busy_polls;       /* empty polls while busy polling */
     uint64_t busy_poll_briefs; /* waits that spun only briefly after a bulk stream moved */
-    uint64_t pipes_grown;     /* pipes grown for bulk streams, now */
+    uint64_t pipes_grown;      /* pipes grown for bulk streams, now */
 };
 
 struct worker {
