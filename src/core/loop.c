@@ -49,7 +49,9 @@
  * 1-stream throughput over HAProxy's best: blocking at once 0.83, 1.00, 0.92 and 0.91
  * in 4 runs; 20 us 1.08, 1.09, 1.09 and 1.00; 60 us 1.06 and 1.15. 20 us took 0.55 to
  * 0.63 of a core where blocking took 0.46 to 0.52; Gbit/s per busy core over
- * haproxy-splice's was the same (medians 1.14 and 1.14); 8 streams within the noise. */
+ * haproxy-splice's had the same medians there (1.14 and 1.14), but in two full runs at
+ * 20 us it was 1.04 and 1.04, against 1.23 and 1.19 in the two before them: the
+ * throughput is bought with CPU. 8 streams within the noise. */
 #define LOOP_BRIEF_POLL_NS 20000u
 
 struct loop {
