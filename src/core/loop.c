@@ -347,32 +347,31 @@ static int loop_spin(struct loop *loop, uint64_t end_ns)
 static int loop_wait(struct loop *loop, int timeout)
 {
     uint64_t start, waited, spin;
+    bool is_brief;
     int n;
 
     if (loop->poll_max_ns == 0 || timeout == 0)
         return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
-    start = clock_mono_ns();
-    if (loop->is_poll_brief) {
+    is_brief = loop->is_poll_brief;
+    if (is_brief) {
         /* Kept through waits that do not block (a bulk run that gave way resumes
          * from a task): the first wait that may block is the brief one. */
         loop->is_poll_brief = false;
         loop->n_briefs++;
         spin = LOOP_BRIEF_POLL_NS < loop->poll_max_ns ? LOOP_BRIEF_POLL_NS : loop->poll_max_ns;
-        if (timeout > 0 && (uint64_t)timeout * 1000000u < spin)
-            spin = (uint64_t)timeout * 1000000u;
-        n = loop_spin(loop, start + spin);
-        if (n != 0)
-            return n;
-        return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
-    }
-    if (loop->poll_ns > 0) {
+    } else {
         spin = loop->poll_ns;
-        if (timeout > 0 && (uint64_t)timeout * 1000000u < spin)
-            spin = (uint64_t)timeout * 1000000u; /* a timer is due first */
+    }
+    if (timeout > 0 && (uint64_t)timeout * 1000000u < spin)
+        spin = (uint64_t)timeout * 1000000u; /* a timer is due first */
+    start = clock_mono_ns();
+    if (spin > 0) {
         n = loop_spin(loop, start + spin);
         if (n != 0)
             return n; /* the window paid off: keep it */
     }
+    if (is_brief) /* the window is left alone */
+        return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
     n = epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
     waited = clock_mono_ns() - start;
     if (n > 0 && waited <= loop->poll_max_ns) {
