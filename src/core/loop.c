@@ -119,13 +119,18 @@ int loop_io_mod(struct loop *loop, struct loop_io *io, uint32_t events)
     return 0;
 }
 
+void loop_io_forget_fetched(struct loop *loop, struct loop_io *io)
+{
+    for (int i = loop->cur_event + 1; i < loop->n_events; i++)
+        if (loop->events[i].data.ptr == io)
+            loop->events[i].data.ptr = NULL;
+}
+
 /* Neutralises the events already fetched for <io> in the batch being dispatched. */
 static void forget_fetched(struct loop *loop, struct loop_io *io)
 {
     io->is_added = false;
-    for (int i = loop->cur_event + 1; i < loop->n_events; i++)
-        if (loop->events[i].data.ptr == io)
-            loop->events[i].data.ptr = NULL;
+    loop_io_forget_fetched(loop, io);
 }
 
 void loop_io_del(struct loop *loop, struct loop_io *io)

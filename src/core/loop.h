@@ -56,6 +56,9 @@ int loop_io_mod(struct loop *loop, struct loop_io *io, uint32_t events);
 /* Unregisters; harmless when not added. Events already fetched for <io> in this
  * iteration are dropped, so its callback never runs after this returns. */
 void loop_io_del(struct loop *loop, struct loop_io *io);
+/* Drops the events already fetched for <io> in this iteration, leaving it registered:
+ * for a handle whose fd passes to a new owner within the batch (net/sockpool.c). */
+void loop_io_forget_fetched(struct loop *loop, struct loop_io *io);
 /* Closes <io>'s fd, which the loop stops watching as it closes (no epoll_ctl: the
  * kernel drops a closed fd from the epoll set, and the loop never dups one). As
  * loop_io_del, its callback never runs after this returns. */
