@@ -68,6 +68,11 @@ size_t metrics_render(const struct metrics_input *in, char *buf, size_t len)
            "Datagrams dropped otherwise (too large, buffers full, flow refused).", w->udp_dropped);
     metric(&o, "prism_tcp_pipes_grown", "gauge",
            "Splice pipes grown for bulk streams (at most 64 per worker).", w->pipes_grown);
+    metric(&o, "prism_tcp_origin_sockets_opened_total", "counter",
+           "TCP sockets created for connections to origins.", w->origin_socks_opened);
+    metric(&o, "prism_tcp_origin_sockets_reused_total", "counter",
+           "Origin sockets that served another connection, after one ended cleanly.",
+           w->origin_socks_reused);
     metric(&o, "prism_busy_polls_total", "counter",
            "Polls of epoll that found nothing while busy polling (busy_poll_us).", w->busy_polls);
     metric(&o, "prism_busy_poll_brief_total", "counter",

@@ -58,6 +58,15 @@
  * longer one is watched from a moment later than its start. The client socket
  * inherits the same options from the listener at accept, at no cost.
  *
+ * Origin sockets come from the worker's pool (net/sockpool.c). A tunnel that ends
+ * with 200 after it shut down its origin side and read the origin's FIN leaves that
+ * socket in state CLOSE with nothing queued; the pool disconnects it and hands it,
+ * still registered with epoll, to the next tunnel, which saves the socket(), the
+ * TCP_NODELAY setsockopt and the epoll_ctl of every short connection. Any other end
+ * (a reset, an error, the origin closing first, a shutdown that close() would have
+ * sent) closes the socket as before. A reused socket that already carries this
+ * app's keepalive settings does not get them again.
+ *
  * Short exchanges skip the pipe: while a direction is not in bulk mode and its pipe
  * is empty, bytes are read with recv() into the worker's scratch buffer and sent on
  * at once, two syscalls per message instead of three splices. A short read means
@@ -88,6 +97,7 @@
 #include "core/clock.h"
 #include "net/addr.h"
 #include "net/sock.h"
+#include "net/sockpool.h"
 #include "proxy/pp.h"
 
 /* Bytes one direction reads per wakeup before giving way to the worker's other
@@ -123,13 +133,13 @@ enum tunnel_state {
 };
 
 struct side {
-    struct loop_io io;
-    int fd;        /* owned; -1 when closed */
+    int fd;        /* the client's is owned, the origin's borrowed from t->osock; -1: closed */
     bool can_read; /* edge-triggered readiness not yet consumed */
     bool can_write;
-    bool is_eof;   /* we read its FIN */
-    bool is_rdhup; /* epoll saw its FIN or an error: read until EOF, not a short read */
-    bool is_shut;  /* we sent it our FIN */
+    bool is_eof;             /* we read its FIN */
+    bool is_rdhup;           /* epoll saw its FIN or an error: read until EOF, not a short read */
+    bool is_shut;            /* we sent it our FIN, or left it to close() */
+    bool is_fin_by_shutdown; /* shutdown() sent our FIN: the socket may close cleanly */
 };
 
 struct pump {
@@ -144,8 +154,10 @@ struct pump {
 
 struct tunnel {
     struct side client, origin;
-    struct pump up;   /* client -> origin */
-    struct pump down; /* origin -> client */
+    struct loop_io client_io;
+    struct pooled_sock *osock; /* the origin socket, from w->origin_socks; NULL: none */
+    struct pump up;            /* client -> origin */
+    struct pump down;          /* origin -> client */
     struct worker *w;
     struct wsnap *ws;        /* counted in ws->live; keeps app alive */
     const struct app *app;   /* from ws->snap */
@@ -367,8 +379,10 @@ static uint16_t pump_run(struct tunnel *t, struct pump *p, struct side *src, str
         if (p->pending == 0 && src->is_eof && !dst->is_shut) {
             /* Unless the other direction is done too: then the tunnel closes next
              * and close() sends the FIN (see the top of the file). */
-            if (!(dst->is_eof && src->is_shut))
-                shutdown(dst->fd, SHUT_WR); /* an error here shows up on the next read */
+            if (!(dst->is_eof && src->is_shut)) {
+                /* An error here shows up on the next read. */
+                dst->is_fin_by_shutdown = shutdown(dst->fd, SHUT_WR) == 0;
+            }
             dst->is_shut = true;
         }
         if (!src->is_eof && src->can_read && p->pending == 0 && !p->is_bulk && dst->can_write) {
@@ -449,6 +463,18 @@ static void on_resume(struct loop *loop, struct loop_task *task)
     tunnel_run(container_of(task, struct tunnel, resume));
 }
 
+/* Gives the origin socket back to the worker's pool, which keeps it for the next
+ * connection only if <is_clean> and the kernel agrees (net/sockpool.h). */
+static void origin_release(struct tunnel *t, bool is_clean)
+{
+    if (!t->osock)
+        return;
+    sock_pool_put(&t->w->origin_socks, t->osock, is_clean);
+    t->osock = NULL;
+    t->origin.fd = -1;
+    t->origin.can_read = t->origin.can_write = false;
+}
+
 /* --- timers --- */
 
 static void on_timer(struct loop *loop, struct loop_timer *timer)
@@ -457,14 +483,14 @@ static void on_timer(struct loop *loop, struct loop_timer *timer)
     const struct snap_params *p = &t->ws->snap->params;
 
     if (t->state == TUNNEL_CONNECTING) {
-        loop_io_close(loop, &t->origin.io);
-        t->origin.fd = -1;
+        origin_release(t, false);
         connect_next(t, 522);
         return;
     }
     if (t->state == TUNNEL_RELAY && t->is_keepalive_due) {
         struct sock_tcp_opts opts = {.user_timeout_ms = p->user_timeout_ms};
-        (void)sock_set_keepalive(t->origin.fd, &opts);
+        if (sock_set_keepalive(t->origin.fd, &opts) == 0)
+            t->osock->keepalive_ms = p->user_timeout_ms; /* kept if the socket is reused */
         t->is_keepalive_due = false;
     }
     if (t->state == TUNNEL_RELAY && p->idle_ms > 0) {
@@ -482,7 +508,7 @@ static void on_timer(struct loop *loop, struct loop_timer *timer)
 
 static void on_client_io(struct loop *loop, struct loop_io *io, uint32_t events)
 {
-    struct tunnel *t = container_of(io, struct tunnel, client.io);
+    struct tunnel *t = container_of(io, struct tunnel, client_io);
 
     (void)loop;
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -510,7 +536,9 @@ static void on_connected(struct tunnel *t)
 
     t->state = TUNNEL_RELAY;
     t->last_active_ms = loop_now_ms(t->w->loop);
-    t->is_keepalive_due = p->user_timeout_ms > 0;
+    /* A reused socket keeps the options it was given (timeouts are fixed for the
+     * process's life, so they are the same ones). */
+    t->is_keepalive_due = p->user_timeout_ms > 0 && t->osock->keepalive_ms != p->user_timeout_ms;
     if (t->is_keepalive_due) {
         /* One timer: the keepalive options first, then on_timer() re-arms it for
          * the idle timeout. */
@@ -548,8 +576,11 @@ static void on_connected(struct tunnel *t)
 
 static void on_origin_io(struct loop *loop, struct loop_io *io, uint32_t events)
 {
-    struct tunnel *t = container_of(io, struct tunnel, origin.io);
+    struct tunnel *t = container_of(io, struct pooled_sock, io)->owner;
 
+    (void)loop;
+    if (!t)
+        return; /* idle in the pool: what it reports belongs to no connection */
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         t->origin.can_read = true;
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -567,9 +598,7 @@ static void on_origin_io(struct loop *loop, struct loop_io *io, uint32_t events)
             on_connected(t);
             return;
         }
-        loop_io_close(loop, &t->origin.io);
-        t->origin.fd = -1;
-        t->origin.can_read = t->origin.can_write = false;
+        origin_release(t, false);
         connect_next(t, tunnel_status_connect(err));
         return;
     }
@@ -585,29 +614,23 @@ static void connect_next(struct tunnel *t, uint16_t last_status)
 
     while (t->origin_idx < t->app->n_origins) {
         const struct app_origin *o = &t->app->origins[t->origin_idx++];
-        int fd, err;
+        bool is_reused;
 
         t->origin_addr = o->addr;
         addr_set_port(&t->origin_addr, app_origin_port(t->app, o, t->edge_port));
-        fd = socket(t->origin_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd == -1) {
+        /* Registered and with TCP_NODELAY; the keepalive options come later: on_timer(). */
+        t->osock = sock_pool_get(&t->w->origin_socks, t->origin_addr.ss_family, on_origin_io, t,
+                                 &is_reused);
+        if (!t->osock) {
             status = 524;
             continue;
         }
-        (void)sock_set_nodelay(fd); /* the keepalive options come later: on_timer() */
-        if (connect(fd, (struct sockaddr *)&t->origin_addr, addr_len(&t->origin_addr)) == -1 &&
+        t->origin.fd = t->osock->io.fd;
+        if (connect(t->origin.fd, (struct sockaddr *)&t->origin_addr, addr_len(&t->origin_addr)) ==
+                -1 &&
             errno != EINPROGRESS) {
             status = tunnel_status_connect(errno);
-            close(fd);
-            continue;
-        }
-        t->origin.fd = fd;
-        err = loop_io_add(t->w->loop, &t->origin.io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                          on_origin_io);
-        if (err < 0) {
-            close(fd);
-            t->origin.fd = -1;
-            status = 524;
+            origin_release(t, false);
             continue;
         }
         loop_timer_arm(t->w->loop, &t->timer, p->connect_ms);
@@ -631,14 +654,14 @@ void tunnel_pool_init(struct slab_pool *pool)
     slab_pool_init(pool, sizeof(struct tunnel));
 }
 
-static void side_close(struct tunnel *t, struct side *s, bool is_reset)
+static void client_close(struct tunnel *t, bool is_reset)
 {
-    if (s->fd < 0)
+    if (t->client.fd < 0)
         return;
     if (is_reset)
-        sock_set_reset_on_close(s->fd);
-    loop_io_close(t->w->loop, &s->io);
-    s->fd = -1;
+        sock_set_reset_on_close(t->client.fd);
+    loop_io_close(t->w->loop, &t->client_io);
+    t->client.fd = -1;
 }
 
 static void tunnel_close(struct tunnel *t, uint16_t status)
@@ -654,8 +677,12 @@ static void tunnel_close(struct tunnel *t, uint16_t status)
     loop_task_cancel(&t->resume);
     /* A reset on one side is passed on as a reset: the peer must not mistake a
      * truncated stream for a complete one. */
-    side_close(t, &t->client, status == 444);
-    side_close(t, &t->origin, status == 499);
+    client_close(t, status == 444);
+    if (status == 499 && t->osock)
+        sock_set_reset_on_close(t->origin.fd);
+    /* A connection that ended with both FINs exchanged leaves an origin socket the
+     * next connection may reuse (net/sockpool.h). */
+    origin_release(t, status == 200 && t->origin.is_fin_by_shutdown && t->origin.is_eof);
     pump_release(t, &t->up);
     pump_release(t, &t->down);
     emit(t, kind, status);
@@ -704,9 +731,9 @@ void tunnel_accept(struct worker *w, struct wlistener *wl, int fd,
         addr_set_port(&t->origin_addr, app_origin_port(t->app, &t->app->origins[0], t->edge_port));
     }
     emit(t, EVENT_CONNECT, 0);
-    if (loop_io_add(w->loop, &t->client.io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+    if (loop_io_add(w->loop, &t->client_io, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                     on_client_io) < 0) {
-        t->client.io.is_added = false;
+        t->client_io.is_added = false;
         tunnel_close(t, 500);
         return;
     }

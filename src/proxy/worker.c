@@ -33,6 +33,10 @@
 /* Pipes a worker may grow for bulk streams (pipe_pool_grow): each holds up to four
  * times the pages of a default pipe while its destination stalls. */
 #define PIPE_POOL_MAX_GROWN 64
+/* Origin sockets a worker keeps for reuse, per address family (net/sockpool.h): as
+ * many as connections that end within one loop iteration, about, under the bench's
+ * 64 in flight; each is one fd and one unconnected kernel socket. */
+#define ORIGIN_SOCKS_IDLE 64
 
 static void on_wake(struct loop *loop, struct loop_io *io, uint32_t events);
 static void on_resume(struct loop *loop, struct loop_timer *t);
@@ -64,6 +68,8 @@ struct worker *worker_new(int index, int notify_fd)
     list_init(&w->tunnels);
     pipe_pool_init(&w->pipes, PIPE_POOL_MAX, PIPE_POOL_MAX_GROWN);
     tunnel_pool_init(&w->tunnel_pool);
+    sock_pool_init(&w->origin_socks, w->loop, ORIGIN_SOCKS_IDLE,
+                   EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET);
     loop_timer_init(&w->resume_timer, on_resume);
     loop_timer_init(&w->drain_timer, on_drain_deadline);
     if (flow_worker_init(w) < 0)
@@ -108,6 +114,7 @@ void worker_free(struct worker *w)
     if (s)
         snapshot_unref(s);
     pipe_pool_fini(&w->pipes);
+    sock_pool_fini(&w->origin_socks); /* the tunnels, which borrow them, are gone */
     slab_pool_fini(&w->tunnel_pool);
     if (w->wake_fd >= 0)
         close(w->wake_fd);

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/slab.h"
+#include "net/sockpool.h"
 #include "net/splice.h"
 #include "proxy/snapshot.h"
 
@@ -53,9 +54,11 @@ struct worker_stats {
     uint64_t udp_spp_dropped; /* origin replies without a valid SPP header for the flow */
     uint64_t udp_dropped;     /* other datagrams we could not deliver */
     /* Filled in by dataplane_stats from the worker's loop and pipe pool: */
-    uint64_t busy_polls;       /* empty polls while busy polling */
-    uint64_t busy_poll_briefs; /* waits that spun only briefly after a bulk stream moved */
-    uint64_t pipes_grown;      /* pipes grown for bulk streams, now */
+    uint64_t busy_polls;          /* empty polls while busy polling */
+    uint64_t busy_poll_briefs;    /* waits that spun only briefly after a bulk stream moved */
+    uint64_t pipes_grown;         /* pipes grown for bulk streams, now */
+    uint64_t origin_socks_opened; /* TCP sockets created for origin connections */
+    uint64_t origin_socks_reused; /* origin sockets that served another connection again */
 };
 
 struct worker {
@@ -73,6 +76,7 @@ struct worker {
     struct list_node listeners;         /* struct wlistener */
     struct list_node tunnels;           /* struct tunnel, for drain and shutdown */
     struct pipe_pool pipes;
+    struct sock_pool origin_socks;  /* tunnel.c's origin sockets */
     struct slab_pool tunnel_pool;   /* struct tunnel (tunnel.c) */
     uint8_t *scratch;               /* WORKER_SCRATCH_BYTES: tunnel.c's short-exchange buffer */
     struct loop_timer resume_timer; /* resumes listeners paused by EMFILE */

@@ -24,6 +24,7 @@ from conftest import (
     recv_stream,
     recv_until_eof,
     send_stream,
+    set_rst_on_close,
     wait_until,
 )
 from udp_helpers import http_metrics
@@ -475,40 +476,138 @@ def one_worker_under_strace(prism, procs, tmp_path, app_id, eport, origin_addr, 
     return p, tracer, out
 
 
-def test_short_connection_costs_one_setsockopt_and_one_shutdown(prism, origins, ports, procs, tmp_path):
-    """50 short connections (64 bytes each way, the client closes first), with strace on
-    prism: per connection one setsockopt (TCP_NODELAY on the origin socket; the
-    keepalive options wait until a connection lasts) and one shutdown (the FIN to the
-    origin; the client's FIN comes with close()). Before: 6 and 2."""
+def short_exchange(eport, payload=b"q" * 64):
+    """One short connection through prism's 127.0.0.1:<eport> to an echo origin: the
+    payload each way, then the client closes first. Returns the client's port."""
+    s = connect("127.0.0.1", eport)
+    cport = s.getsockname()[1]
+    s.sendall(payload)
+    assert recv_exact(s, len(payload)) == payload
+    s.shutdown(socket.SHUT_WR)
+    rest, err = recv_until_eof(s)
+    assert rest == b"" and err is None, f"after the echo: {rest[:40]!r} {err!r}"
+    s.close()
+    return cport
+
+
+def test_short_connections_reuse_one_origin_socket(prism, origins, ports, procs, tmp_path):
+    """50 short connections one after the other (64 bytes each way, the client closes
+    first), with strace on prism. Each ends with our FIN to the origin by shutdown()
+    and the origin's FIN read, so its origin socket is left in state CLOSE and the next
+    connection reuses it: one socket() and one setsockopt (TCP_NODELAY; the keepalive
+    options wait until a connection lasts) for all 50, a connect(AF_UNSPEC) as each
+    socket goes back to the pool (the last one too), one shutdown per connection (the client's FIN comes with
+    close()), and the counters say so. Before origin sockets were pooled: 50 socket()
+    and 50 setsockopt; before that, 6 setsockopt and 2 shutdown per connection."""
     n = 50
     echo = origins.echo()
     eport = ports(hosts=("127.0.0.1",))
     p, tracer, out = one_worker_under_strace(
-        prism, procs, tmp_path, "sc", eport, echo.addr, "setsockopt,shutdown,close"
+        prism, procs, tmp_path, "sc", eport, echo.addr, "socket,connect,setsockopt,shutdown,close"
     )
-    cports = []
-    for _ in range(n):
-        s = connect("127.0.0.1", eport)
-        cports.append(s.getsockname()[1])
-        s.sendall(b"q" * 64)
-        assert recv_exact(s, 64) == b"q" * 64
-        s.shutdown(socket.SHUT_WR)
-        rest, err = recv_until_eof(s)
-        assert rest == b"" and err is None, f"after the echo: {rest[:40]!r} {err!r}"
-        s.close()
+    cports = [short_exchange(eport) for _ in range(n)]
     recs = p.events(2 * n, where=lambda r: r.get("Application") == "sc", timeout=10)
     closing = [r for r in recs if r["Event"] != "connect"]
     assert sorted(r["ClientPort"] for r in closing) == sorted(cports)
     assert all(r["Status"] == 200 for r in closing), f"not all ended with 200: {closing}"
+    assert all(r["OriginPort"] == echo.port for r in closing)
     tracer.send_signal(signal.SIGINT)  # strace detaches and exits
     tracer.wait(10)
+    m = http_metrics(p)
+    assert m is not None, "no /metrics"
+    assert m["prism_tcp_origin_sockets_opened_total"] == 1, f"origin sockets not reused: {m}"
+    assert m["prism_tcp_origin_sockets_reused_total"] == n - 1, f"origin sockets not reused: {m}"
+    assert len(echo.peers) == n, f"the origin saw {len(echo.peers)} connections for {n}"
+    assert len({peer[1] for peer in echo.peers}) == n, "a reused socket connected from a port still in use"
     lines = out.read_text().splitlines()
-    calls = {name: [x for x in lines if re.search(rf"\b{name}\(", x)] for name in ("setsockopt", "shutdown", "close")}
-    assert len(calls["close"]) >= 2 * n, f"strace saw {len(calls['close'])} close() calls for {n} connections"
-    assert len(calls["setsockopt"]) == n and all("TCP_NODELAY" in x for x in calls["setsockopt"]), (
+    calls = {
+        name: [x for x in lines if re.search(rf"\b{name}\(", x)]
+        for name in ("socket", "connect", "setsockopt", "shutdown", "close")
+    }
+    tcp_sockets = [x for x in calls["socket"] if "SOCK_STREAM" in x]
+    unspec = [x for x in calls["connect"] if "AF_UNSPEC" in x]
+    assert len(tcp_sockets) == 1, f"{len(tcp_sockets)} TCP socket() calls for {n} connections: {tcp_sockets[:5]}"
+    assert len(unspec) == n, f"{len(unspec)} connect(AF_UNSPEC) calls for {n} sockets returned to the pool"
+    assert len(calls["setsockopt"]) == 1 and "TCP_NODELAY" in calls["setsockopt"][0], (
         f"{len(calls['setsockopt'])} setsockopt calls for {n} connections: " + "\n".join(calls["setsockopt"][:12])
     )
     assert len(calls["shutdown"]) == n, f"{len(calls['shutdown'])} shutdown calls for {n} connections"
+    assert len(calls["close"]) >= n, f"strace saw {len(calls['close'])} close() calls for {n} connections"
+
+
+def test_reused_origin_socket_sends_each_connection_its_own_proxy_header(prism, origins, ports):
+    """A PROXY v2 app, 20 short connections in turn from different client ports: each
+    reaches the origin through the same pooled socket (after the first), and each
+    connection's header, first on its stream, carries that connection's client port."""
+    n = 20
+    seen = []
+
+    def origin(conn, peer, server):
+        hdr = read_pp_header(conn)
+        data = recv_exact(conn, 5)
+        seen.append((hdr, data))
+        conn.sendall(data)
+        conn.settimeout(10)
+        while conn.recv(4096):
+            pass
+        conn.close()
+
+    o = origins.scripted(origin)
+    eport = ports(hosts=("127.0.0.1",))
+    cfg = edge_cfg([app("ppr", f"tcp/{eport}", o.addr, pp="v2")], edges=("127.0.0.1",))
+    cfg["workers"] = 1
+    p = prism(cfg)
+    cports = [short_exchange(eport, b"hello") for _ in range(n)]
+    assert len(seen) == n
+    for (hdr, data), cport in zip(seen, cports):
+        check_v2(hdr, "127.0.0.1", cport, "127.0.0.1", eport)
+        assert data == b"hello"
+    m = http_metrics(p)
+    assert m["prism_tcp_origin_sockets_reused_total"] == n - 1, f"origin sockets not reused: {m}"
+
+
+def test_origin_sockets_are_not_reused_after_a_reset_or_an_origin_closing_first(prism, origins, ports):
+    """Only a connection that ended with our FIN sent by shutdown() and the origin's
+    read leaves a socket to reuse. An origin that closes first (its FIN before ours:
+    our FIN goes with close(), unacknowledged) and one that resets the connection
+    leave none: each of their connections opens a socket of its own, and every
+    connection still gets its bytes and the status it should."""
+    n = 5
+
+    def closes_first(conn, peer, server):
+        conn.sendall(b"bye")
+        conn.close()
+
+    def resets(conn, peer, server):
+        recv_exact(conn, 1)
+        set_rst_on_close(conn)
+        conn.close()
+
+    first, rst = origins.scripted(closes_first), origins.scripted(resets)
+    e1, e2 = ports(hosts=("127.0.0.1",)), ports(hosts=("127.0.0.1",))
+    cfg = edge_cfg([app("cf", f"tcp/{e1}", first.addr), app("rs", f"tcp/{e2}", rst.addr)], edges=("127.0.0.1",))
+    cfg["workers"] = 1
+    p = prism(cfg)
+    for _ in range(n):
+        s = connect("127.0.0.1", e1)
+        data, err = recv_until_eof(s)
+        assert data == b"bye" and err is None, f"{data!r} {err!r}"
+        s.close()
+    ports_rs = []
+    for _ in range(n):
+        s = connect("127.0.0.1", e2)
+        ports_rs.append(s.getsockname()[1])
+        s.sendall(b"x")
+        data, err = recv_until_eof(s)
+        s.close()
+        assert data == b"", f"{data!r}"
+    recs = p.events(4 * n, where=lambda r: r.get("Application") in ("cf", "rs"), timeout=10)
+    ends = [r for r in recs if r["Event"] != "connect"]
+    assert sorted(r["Status"] for r in ends if r["Application"] == "cf") == [200] * n
+    assert sorted(r["Status"] for r in ends if r["Application"] == "rs") == [444] * n
+    m = http_metrics(p)
+    assert m["prism_tcp_origin_sockets_reused_total"] == 0, f"an origin socket was reused: {m}"
+    assert m["prism_tcp_origin_sockets_opened_total"] == 2 * n, f"{m}"
 
 
 def stream_to_origin(p, eport, o, res, seed, total):
