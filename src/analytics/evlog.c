@@ -139,16 +139,30 @@ static void put_str(struct line *l, const char *s)
     PUT_LIT(l, "\"");
 }
 
+/* Appends an address as JSON text. IPv4 is formatted here: glibc's inet_ntop does it
+ * with sprintf, which was about 1% of prism's CPU at 8,000 connections/s (two
+ * addresses in each of two records per connection, in cpu-clock profiles). */
 static void put_ip(struct line *l, const struct event_addr *a)
 {
     char text[INET6_ADDRSTRLEN] = "";
+    size_t n = 0;
 
-    if (a->family == 4)
-        inet_ntop(AF_INET, a->ip, text, sizeof(text));
-    else if (a->family == 6)
-        inet_ntop(AF_INET6, a->ip, text, sizeof(text));
+    if (a->family == 4) {
+        for (int i = 0; i < 4; i++) {
+            unsigned v = a->ip[i];
+            if (i > 0)
+                text[n++] = '.';
+            if (v >= 100)
+                text[n++] = (char)('0' + v / 100);
+            if (v >= 10)
+                text[n++] = (char)('0' + v / 10 % 10);
+            text[n++] = (char)('0' + v % 10);
+        }
+    } else if (a->family == 6 && inet_ntop(AF_INET6, a->ip, text, sizeof(text))) {
+        n = strlen(text);
+    }
     PUT_LIT(l, "\"");
-    put_mem(l, text, strlen(text));
+    put_mem(l, text, n);
     PUT_LIT(l, "\"");
 }
 

@@ -155,6 +155,32 @@ static void test_exact_bytes(void **state)
     assert_int_equal(n, strlen(buf));
 }
 
+/* IPv4 is formatted by hand: every octet width, at every position, against inet_ntop. */
+static void test_ipv4_text_matches_inet_ntop(void **state)
+{
+    static const uint8_t octets[] = {0, 1, 9, 10, 42, 99, 100, 127, 200, 255};
+    struct event_rec r = sample();
+    char buf[1024], want[INET_ADDRSTRLEN + 16], *at;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(octets); i++) {
+        for (int pos = 0; pos < 4; pos++) {
+            uint8_t ip[4] = {192, 0, 2, 7};
+            ip[pos] = octets[i];
+            memcpy(r.client.ip, ip, 4);
+            assert_true(evlog_format(&r, "LAB", buf, sizeof(buf)) > 0);
+            strcpy(want, "\"ClientIP\":\"");
+            assert_non_null(inet_ntop(AF_INET, ip, want + strlen(want), INET_ADDRSTRLEN));
+            strcat(want, "\",");
+            at = strstr(buf, want);
+            assert_non_null(at);
+        }
+    }
+    memset(r.client.ip, 255, 4);
+    assert_true(evlog_format(&r, "LAB", buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(buf, "\"ClientIP\":\"255.255.255.255\","));
+}
+
 static void test_short_buffer_returns_zero(void **state)
 {
     struct event_rec r = sample();
@@ -199,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_connect_record_has_null_disconnect),
         cmocka_unit_test(test_strings_are_escaped),
         cmocka_unit_test(test_exact_bytes),
+        cmocka_unit_test(test_ipv4_text_matches_inet_ntop),
         cmocka_unit_test(test_short_buffer_returns_zero),
         cmocka_unit_test(test_ring_fifo_and_drop_count),
     };
