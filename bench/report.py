@@ -560,8 +560,14 @@ def where_the_time_goes(res, cfg, med, out):
             "workload the kernel took %s of prism's CPU (%s). prism's own code is the rest, so "
             "even making it free could not lift connections per core by the 1.3× asked over "
             "peers that are as kernel-bound. Syscalls per connection besides epoll_wait: prism "
-            "%s (%s). prism's origin socket gets its keepalive and TCP_USER_TIMEOUT options "
-            "only once a connection has lived a second, so these short ones do without them." % (
+            "%s (%s). On loopback the proxy's connect() and close() run the origin's and "
+            "the client's side of the handshake and of the close in the proxy's own softirq, "
+            "so most of that kernel time is the peers' TCP work, the same for every proxy. "
+            "prism's origin socket gets its keepalive and TCP_USER_TIMEOUT options only once "
+            "a connection has lived a second, so these short ones do without them, and an "
+            "origin socket that closed cleanly serves the next connection (one "
+            "connect(AF_UNSPEC) and two getsockopt checks instead of socket(), setsockopt, "
+            "epoll_ctl and close())." % (
                 share("prism") or "–", peers_list(share), rest("prism", "conns"),
                 peers_list(lambda t: rest(t, "conns"))))
         lines.append(
