@@ -181,6 +181,17 @@ bool addr_is_any(const struct sockaddr_storage *a)
     return false;
 }
 
+bool addr_is_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    if (a->ss_family == AF_INET6) {
+        const struct in6_addr *ip = &((const struct sockaddr_in6 *)a)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(ip) || (IN6_IS_ADDR_V4MAPPED(ip) && ip->s6_addr[12] == 127);
+    }
+    return false;
+}
+
 void addr_to_v6bytes(const struct sockaddr_storage *a, uint8_t out[16])
 {
     memset(out, 0, 16);

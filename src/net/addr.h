@@ -41,6 +41,10 @@ bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage 
 /* True for the wildcard addresses 0.0.0.0 and ::. */
 bool addr_is_any(const struct sockaddr_storage *a);
 
+/* True for loopback addresses: 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (the ones
+ * the kernel's tcp_tw_reuse = 2 treats as loopback). */
+bool addr_is_loopback(const struct sockaddr_storage *a);
+
 /* Copies the address as 16 bytes, IPv4 as IPv4-mapped IPv6 (RFC 4291 2.5.5.2). */
 void addr_to_v6bytes(const struct sockaddr_storage *a, uint8_t out[16]);
 

@@ -2,6 +2,7 @@
 #include "net/sock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <netinet/udp.h>
@@ -150,6 +151,21 @@ int sock_error(int fd)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
         return errno;
     return err;
+}
+
+int sock_tw_reuse(void)
+{
+    char buf[8];
+    int fd = open("/proc/sys/net/ipv4/tcp_tw_reuse", O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd == -1)
+        return -1;
+    n = read(fd, buf, sizeof(buf));
+    close(fd);
+    if (n < 1 || buf[0] < '0' || buf[0] > '9')
+        return -1;
+    return buf[0] - '0';
 }
 
 void sock_set_reset_on_close(int fd)

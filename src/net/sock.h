@@ -49,6 +49,10 @@ bool sock_add_udp_segment(struct msghdr *m, void *buf, size_t cap, uint16_t seg)
 /* Returns the pending error of <fd> (SO_ERROR) as a positive errno, or 0. */
 int sock_error(int fd);
 
+/* The kernel's net.ipv4.tcp_tw_reuse (0: never reuse a TIME_WAIT port on connect,
+ * 1: always, 2: for loopback only, the default); -1 if unreadable. */
+int sock_tw_reuse(void);
+
 /* Makes the next close() of <fd> send a RST (SO_LINGER {1, 0}). */
 void sock_set_reset_on_close(int fd);
 

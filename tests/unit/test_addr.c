@@ -313,10 +313,32 @@ static void test_ip_equal_and_is_any(void **state)
     assert_false(addr_is_any(&a));
 }
 
+/* Loopback as the kernel's tcp_tw_reuse = 2 counts it. */
+static void test_is_loopback(void **state)
+{
+    static const char *const yes[] = {"127.0.0.1", "127.255.0.9", "::1", "::ffff:127.0.0.2"};
+    static const char *const no[] = {
+        "128.0.0.1", "126.255.255.255", "0.0.0.0", "::", "::2", "::ffff:10.0.0.1", "2001:db8::1"};
+    struct sockaddr_storage a;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        assert_int_equal(addr_parse_ip(yes[i], &a), 0);
+        assert_true(addr_is_loopback(&a));
+    }
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        assert_int_equal(addr_parse_ip(no[i], &a), 0);
+        assert_false(addr_is_loopback(&a));
+    }
+    a.ss_family = AF_UNIX;
+    assert_false(addr_is_loopback(&a));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostport_v4_fields),
+        cmocka_unit_test(test_is_loopback),
         cmocka_unit_test(test_hostport_v6_fields),
         cmocka_unit_test(test_hostport_round_trips),
         cmocka_unit_test(test_hostport_non_canonical_v6_formats_canonical),
