@@ -73,6 +73,10 @@ size_t metrics_render(const struct metrics_input *in, char *buf, size_t len)
     metric(&o, "prism_tcp_origin_sockets_reused_total", "counter",
            "Origin sockets that served another connection, after one ended cleanly.",
            w->origin_socks_reused);
+    metric(&o, "prism_tcp_origin_ports_taken_total", "counter",
+           "Loopback origin sockets given up at connect because another socket held "
+           "their kept port and 4-tuple.",
+           w->origin_ports_taken);
     metric(&o, "prism_busy_polls_total", "counter",
            "Polls of epoll that found nothing while busy polling (busy_poll_us).", w->busy_polls);
     metric(&o, "prism_busy_poll_brief_total", "counter",

@@ -65,7 +65,9 @@
  * TCP_NODELAY setsockopt and the epoll_ctl of every short connection. Any other end
  * (a reset, an error, the origin closing first, a shutdown that close() would have
  * sent) closes the socket as before. A reused socket that already carries this
- * app's keepalive settings does not get them again.
+ * app's keepalive settings does not get them again. A socket for a loopback origin
+ * also keeps its local port, so its next connect skips the kernel's search of the
+ * ephemeral range (sock_pool_connect).
  *
  * Short exchanges skip the pipe: while a direction is not in bulk mode and its pipe
  * is empty, bytes are read with recv() into the worker's scratch buffer and sent on
@@ -615,21 +617,20 @@ static void connect_next(struct tunnel *t, uint16_t last_status)
     while (t->origin_idx < t->app->n_origins) {
         const struct app_origin *o = &t->app->origins[t->origin_idx++];
         bool is_reused;
+        int err;
 
         t->origin_addr = o->addr;
         addr_set_port(&t->origin_addr, app_origin_port(t->app, o, t->edge_port));
         /* Registered and with TCP_NODELAY; the keepalive options come later: on_timer(). */
-        t->osock = sock_pool_get(&t->w->origin_socks, t->origin_addr.ss_family, on_origin_io, t,
-                                 &is_reused);
+        t->osock = sock_pool_get(&t->w->origin_socks, &t->origin_addr, on_origin_io, t, &is_reused);
         if (!t->osock) {
             status = 524;
             continue;
         }
-        t->origin.fd = t->osock->io.fd;
-        if (connect(t->origin.fd, (struct sockaddr *)&t->origin_addr, addr_len(&t->origin_addr)) ==
-                -1 &&
-            errno != EINPROGRESS) {
-            status = tunnel_status_connect(errno);
+        err = sock_pool_connect(&t->w->origin_socks, t->osock, &t->origin_addr);
+        t->origin.fd = t->osock->io.fd; /* after the connect, which may swap the socket */
+        if (err < 0) {
+            status = tunnel_status_connect(-err);
             origin_release(t, false);
             continue;
         }

@@ -494,16 +494,21 @@ def test_short_connections_reuse_one_origin_socket(prism, origins, ports, procs,
     """50 short connections one after the other (64 bytes each way, the client closes
     first), with strace on prism. Each ends with our FIN to the origin by shutdown()
     and the origin's FIN read, so its origin socket is left in state CLOSE and the next
-    connection reuses it: one socket() and one setsockopt (TCP_NODELAY; the keepalive
-    options wait until a connection lasts) for all 50, a connect(AF_UNSPEC) as each
-    socket goes back to the pool (the last one too), one shutdown per connection (the client's FIN comes with
-    close()), and the counters say so. Before origin sockets were pooled: 50 socket()
-    and 50 setsockopt; before that, 6 setsockopt and 2 shutdown per connection."""
+    connection reuses it: one socket() and two setsockopt (TCP_NODELAY, and SO_REUSEADDR
+    for a loopback origin; the keepalive options wait until a connection lasts) for all
+    50, a connect(AF_UNSPEC) as each socket goes back to the pool (the last one too),
+    one shutdown per connection (the client's FIN comes with close()), and the counters
+    say so. The origin is on loopback, so the socket keeps its port: a bind to port 0
+    and a getsockname before its first connect, a bind to that port as it first comes
+    back, and the origin sees all 50 connections come from that one port, each taking
+    over the TIME_WAIT entry of the one before. Before ports were kept: 50 ports, each found by a search of the
+    ephemeral range; before origin sockets were pooled: 50 socket() and 50 setsockopt;
+    before that, 6 setsockopt and 2 shutdown per connection."""
     n = 50
     echo = origins.echo()
     eport = ports(hosts=("127.0.0.1",))
     p, tracer, out = one_worker_under_strace(
-        prism, procs, tmp_path, "sc", eport, echo.addr, "socket,connect,setsockopt,shutdown,close"
+        prism, procs, tmp_path, "sc", eport, echo.addr, "socket,connect,setsockopt,shutdown,close,bind,getsockname"
     )
     cports = [short_exchange(eport) for _ in range(n)]
     recs = p.events(2 * n, where=lambda r: r.get("Application") == "sc", timeout=10)
@@ -518,19 +523,26 @@ def test_short_connections_reuse_one_origin_socket(prism, origins, ports, procs,
     assert m["prism_tcp_origin_sockets_opened_total"] == 1, f"origin sockets not reused: {m}"
     assert m["prism_tcp_origin_sockets_reused_total"] == n - 1, f"origin sockets not reused: {m}"
     assert len(echo.peers) == n, f"the origin saw {len(echo.peers)} connections for {n}"
-    assert len({peer[1] for peer in echo.peers}) == n, "a reused socket connected from a port still in use"
+    assert m["prism_tcp_origin_ports_taken_total"] == 0, f"{m}"
+    assert len({peer[1] for peer in echo.peers}) == 1, f"the port was not kept: {sorted({p[1] for p in echo.peers})}"
     lines = out.read_text().splitlines()
     calls = {
         name: [x for x in lines if re.search(rf"\b{name}\(", x)]
-        for name in ("socket", "connect", "setsockopt", "shutdown", "close")
+        for name in ("socket", "connect", "setsockopt", "shutdown", "close", "bind", "getsockname")
     }
     tcp_sockets = [x for x in calls["socket"] if "SOCK_STREAM" in x]
     unspec = [x for x in calls["connect"] if "AF_UNSPEC" in x]
     assert len(tcp_sockets) == 1, f"{len(tcp_sockets)} TCP socket() calls for {n} connections: {tcp_sockets[:5]}"
     assert len(unspec) == n, f"{len(unspec)} connect(AF_UNSPEC) calls for {n} sockets returned to the pool"
-    assert len(calls["setsockopt"]) == 1 and "TCP_NODELAY" in calls["setsockopt"][0], (
+    assert len(calls["setsockopt"]) == 2, (
         f"{len(calls['setsockopt'])} setsockopt calls for {n} connections: " + "\n".join(calls["setsockopt"][:12])
     )
+    assert "TCP_NODELAY" in calls["setsockopt"][0] and "SO_REUSEADDR" in calls["setsockopt"][1]
+    kept = echo.peers[0][1]
+    binds = [x for x in calls["bind"] if "AF_INET" in x and "sin_port=htons(" in x]
+    assert len(binds) == 2, f"binds of the origin socket: {binds}"
+    assert "sin_port=htons(0)" in binds[0] and f"sin_port=htons({kept})" in binds[1], binds
+    assert len(calls["getsockname"]) == 1, f"getsockname calls: {calls['getsockname']}"
     assert len(calls["shutdown"]) == n, f"{len(calls['shutdown'])} shutdown calls for {n} connections"
     assert len(calls["close"]) >= n, f"strace saw {len(calls['close'])} close() calls for {n} connections"
 

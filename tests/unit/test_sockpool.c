@@ -6,7 +6,9 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 
 #include "core/bug.h"
 #include "core/loop.h"
+#include "net/addr.h"
 #include "net/sockpool.h"
 
 #define EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
@@ -47,18 +50,50 @@ static int listener(struct sockaddr_in *addr)
     return fd;
 }
 
-/* Connects <s> (non-blocking) and returns the accepted peer, blocking. */
-static int connect_accept(struct pooled_sock *s, int lfd, const struct sockaddr_in *addr)
+static struct sockaddr_storage dst_of(const struct sockaddr_in *addr)
 {
-    struct pollfd pfd = {.fd = s->io.fd, .events = POLLOUT};
-    int rc = connect(s->io.fd, (const struct sockaddr *)addr, sizeof(*addr));
+    struct sockaddr_storage ss;
+
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, addr, sizeof(*addr));
+    return ss;
+}
+
+/* Connects <s> (non-blocking) as a tunnel does and returns the accepted peer,
+ * blocking. */
+static int connect_accept(struct sock_pool *pool, struct pooled_sock *s, int lfd,
+                          const struct sockaddr_in *addr)
+{
+    struct sockaddr_storage dst = dst_of(addr);
+    struct pollfd pfd;
     int peer;
 
-    assert_true(rc == 0 || errno == EINPROGRESS);
+    assert_int_equal(sock_pool_connect(pool, s, &dst), 0);
+    pfd = (struct pollfd){.fd = s->io.fd, .events = POLLOUT};
     peer = accept(lfd, NULL, NULL);
     assert_true(peer >= 0);
     assert_int_equal(poll(&pfd, 1, 2000), 1);
     return peer;
+}
+
+/* The port <fd> is bound to, host order. */
+static uint16_t local_port(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
+}
+
+/* The port <fd>'s peer is connected from, host order. */
+static uint16_t peer_port(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+
+    assert_int_equal(getpeername(fd, (struct sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
 }
 
 /* Reads one byte's worth of EOF from non-blocking <fd>, waiting for it. */
@@ -93,17 +128,18 @@ static void test_clean_close_is_reused(void **state)
     struct sockaddr_in addr;
     struct pooled_sock *s, *t;
     int lfd = listener(&addr), peer, owner1, owner2;
+    struct sockaddr_storage dst = dst_of(&addr);
     bool is_reused;
     char buf[8];
 
     (void)state;
     assert_non_null(loop);
     sock_pool_init(&pool, loop, 2, EVENTS);
-    s = sock_pool_get(&pool, AF_INET, on_io, &owner1, &is_reused);
+    s = sock_pool_get(&pool, &dst, on_io, &owner1, &is_reused);
     assert_non_null(s);
     assert_false(is_reused);
     assert_int_equal(pool.n_opened, 1);
-    peer = connect_accept(s, lfd, &addr);
+    peer = connect_accept(&pool, s, lfd, &addr);
     n_calls = 0;
     assert_int_equal(loop_run_once(loop, 0), 0);
     assert_true(n_calls >= 1);
@@ -117,13 +153,13 @@ static void test_clean_close_is_reused(void **state)
     if (n_calls > 0)
         assert_null(last_owner);
 
-    t = sock_pool_get(&pool, AF_INET, on_io, &owner2, &is_reused);
+    t = sock_pool_get(&pool, &dst, on_io, &owner2, &is_reused);
     assert_ptr_equal(t, s);
     assert_true(is_reused);
     assert_int_equal(pool.n_reused, 1);
     assert_int_equal(pool.n_opened, 1);
     assert_int_equal(pool.n_idle[0], 0);
-    peer = connect_accept(t, lfd, &addr);
+    peer = connect_accept(&pool, t, lfd, &addr);
     n_calls = 0;
     assert_int_equal(loop_run_once(loop, 0), 0);
     assert_true(n_calls >= 1);
@@ -150,28 +186,29 @@ static void test_unclean_sockets_are_closed(void **state)
     struct pooled_sock *s, *a, *b;
     struct linger lin = {.l_onoff = 1, .l_linger = 0};
     int lfd = listener(&addr), peer, pa, pb;
+    struct sockaddr_storage dst = dst_of(&addr);
     bool is_reused;
     char c;
 
     (void)state;
     sock_pool_init(&pool, loop, 1, EVENTS);
 
-    s = sock_pool_get(&pool, AF_INET, on_io, &pool, &is_reused);
-    peer = connect_accept(s, lfd, &addr);
+    s = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
+    peer = connect_accept(&pool, s, lfd, &addr);
     sock_pool_put(&pool, s, true); /* established: the caller's word is not enough */
     assert_int_equal(pool.n_idle[0], 0);
     assert_int_equal(recv(peer, &c, 1, 0), 0); /* it was closed: its FIN came */
     close(peer);
 
-    s = sock_pool_get(&pool, AF_INET, on_io, &pool, &is_reused);
+    s = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
     assert_false(is_reused);
-    peer = connect_accept(s, lfd, &addr);
+    peer = connect_accept(&pool, s, lfd, &addr);
     close_both_ways(s, peer);
     sock_pool_put(&pool, s, false);
     assert_int_equal(pool.n_idle[0], 0);
 
-    s = sock_pool_get(&pool, AF_INET, on_io, &pool, &is_reused);
-    peer = connect_accept(s, lfd, &addr);
+    s = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
+    peer = connect_accept(&pool, s, lfd, &addr);
     assert_int_equal(shutdown(s->io.fd, SHUT_WR), 0);
     assert_int_equal(recv(peer, &c, 1, 0), 0);
     assert_int_equal(setsockopt(peer, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin)), 0);
@@ -183,11 +220,11 @@ static void test_unclean_sockets_are_closed(void **state)
     sock_pool_put(&pool, s, true);
     assert_int_equal(pool.n_idle[0], 0);
 
-    a = sock_pool_get(&pool, AF_INET, on_io, &pool, &is_reused);
-    b = sock_pool_get(&pool, AF_INET, on_io, &pool, &is_reused);
+    a = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
+    b = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
     assert_ptr_not_equal(a, b);
-    pa = connect_accept(a, lfd, &addr);
-    pb = connect_accept(b, lfd, &addr);
+    pa = connect_accept(&pool, a, lfd, &addr);
+    pb = connect_accept(&pool, b, lfd, &addr);
     close_both_ways(a, pa);
     close_both_ways(b, pb);
     sock_pool_put(&pool, a, true);
@@ -196,8 +233,136 @@ static void test_unclean_sockets_are_closed(void **state)
     assert_int_equal(pool.n_reused, 0);
     assert_int_equal(pool.n_opened, 5);
 
-    assert_null(sock_pool_get(&pool, AF_UNIX, on_io, &pool, &is_reused));
+    dst.ss_family = AF_UNIX;
+    assert_null(sock_pool_get(&pool, &dst, on_io, &pool, &is_reused));
     assert_int_equal(errno, EAFNOSUPPORT);
+    sock_pool_fini(&pool);
+    close(lfd);
+    loop_free(loop);
+}
+
+/* One connect, exchange and clean close through <s>; returns the client port the
+ * origin saw. */
+static uint16_t one_connection(struct sock_pool *pool, struct pooled_sock *s, int lfd,
+                               const struct sockaddr_in *addr)
+{
+    int peer = connect_accept(pool, s, lfd, addr);
+    uint16_t port = peer_port(peer);
+    char buf[4];
+
+    assert_int_equal(local_port(s->io.fd), port);
+    assert_int_equal(send(s->io.fd, "ping", 4, 0), 4);
+    assert_int_equal(recv(peer, buf, sizeof(buf), 0), 4);
+    close_both_ways(s, peer);
+    return port;
+}
+
+/* A socket that served a loopback origin keeps its port: the next connections to
+ * the origin come from the same port, taking over the TIME_WAIT entry the last one
+ * left, with no new socket. With the policy off, each connect gets a new port (the
+ * kernel will not reuse a TIME_WAIT port of loopback younger than a second). */
+static void test_loopback_origin_keeps_port(void **state)
+{
+    struct loop *loop = loop_new();
+    struct sock_pool pool;
+    struct sockaddr_in addr;
+    int lfd = listener(&addr), i;
+    struct sockaddr_storage dst = dst_of(&addr);
+    struct pooled_sock *s, *t;
+    uint16_t first, port;
+    bool is_reused;
+
+    (void)state;
+    sock_pool_init(&pool, loop, 2, EVENTS);
+    pool.is_keeping_ports = true;
+    s = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
+    first = one_connection(&pool, s, lfd, &addr);
+    assert_int_equal(s->port, first);
+    sock_pool_put(&pool, s, true);
+    assert_true(s->is_bound);
+    assert_int_equal(local_port(s->io.fd), first); /* bound while idle */
+    for (i = 0; i < 5; i++) {
+        t = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
+        assert_ptr_equal(t, s);
+        assert_true(is_reused);
+        port = one_connection(&pool, t, lfd, &addr);
+        assert_int_equal(port, first);
+        sock_pool_put(&pool, t, true);
+        assert_int_equal(pool.n_idle[0], 1);
+    }
+    assert_int_equal(pool.n_opened, 1);
+    assert_int_equal(pool.n_swapped, 0);
+    sock_pool_fini(&pool);
+
+    sock_pool_init(&pool, loop, 2, EVENTS);
+    pool.is_keeping_ports = false;
+    s = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
+    first = one_connection(&pool, s, lfd, &addr);
+    assert_int_equal(s->port, 0);
+    sock_pool_put(&pool, s, true);
+    assert_false(s->is_bound);
+    t = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
+    assert_ptr_equal(t, s);
+    port = one_connection(&pool, t, lfd, &addr);
+    assert_int_not_equal(port, first);
+    sock_pool_put(&pool, t, true);
+    sock_pool_fini(&pool);
+    close(lfd);
+    loop_free(loop);
+}
+
+/* A kept port whose 4-tuple another socket has taken meanwhile (EADDRNOTAVAIL) is
+ * given up: the connection goes out on a new socket from a new port. A bound socket
+ * never serves an origin that is not on loopback (nothing connects there: the
+ * socket is only lent). */
+static void test_taken_port_is_swapped(void **state)
+{
+    struct loop *loop = loop_new();
+    struct sock_pool pool;
+    struct sockaddr_in addr, from;
+    int lfd = listener(&addr), other, peer, one = 1, old_fd;
+    struct sockaddr_storage dst = dst_of(&addr), remote;
+    struct pooled_sock *s, *t, *r;
+    uint16_t first, port;
+    bool is_reused;
+
+    (void)state;
+    sock_pool_init(&pool, loop, 2, EVENTS);
+    pool.is_keeping_ports = true;
+    s = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
+    first = one_connection(&pool, s, lfd, &addr);
+    sock_pool_put(&pool, s, true);
+    assert_true(s->is_bound);
+
+    assert_int_equal(addr_parse_hostport("192.0.2.1:9", &remote), 0);
+    r = sock_pool_get(&pool, &remote, on_io, &pool, &is_reused);
+    assert_false(is_reused); /* the bound one stays for loopback */
+    assert_ptr_not_equal(r, s);
+    assert_int_equal(pool.n_idle[0], 1);
+    sock_pool_put(&pool, r, false);
+
+    other = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(setsockopt(other, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+    from = addr;
+    from.sin_port = htons(first);
+    assert_int_equal(bind(other, (struct sockaddr *)&from, sizeof(from)), 0);
+    assert_int_equal(connect(other, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    peer = accept(lfd, NULL, NULL);
+    assert_int_equal(peer_port(peer), first);
+
+    t = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
+    assert_ptr_equal(t, s);
+    old_fd = t->io.fd;
+    port = one_connection(&pool, t, lfd, &addr);
+    assert_int_not_equal(port, first);
+    assert_int_equal(pool.n_swapped, 1);
+    assert_int_equal(pool.n_opened, 3);
+    assert_int_equal(fcntl(old_fd, F_GETFD), -1); /* the old socket is closed */
+    sock_pool_put(&pool, t, true);
+    assert_int_equal(t->port, port); /* the new socket keeps its own port */
+    assert_true(t->is_bound);
+    close(other);
+    close(peer);
     sock_pool_fini(&pool);
     close(lfd);
     loop_free(loop);
@@ -262,6 +427,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clean_close_is_reused),
         cmocka_unit_test(test_unclean_sockets_are_closed),
+        cmocka_unit_test(test_loopback_origin_keeps_port),
+        cmocka_unit_test(test_taken_port_is_swapped),
         cmocka_unit_test(test_forget_fetched_keeps_registration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
