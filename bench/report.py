@@ -570,7 +570,7 @@ def where_the_time_goes(res, cfg, med, out):
             "epoll_ctl and close()). A socket for a loopback origin also keeps its local port "
             "(bound twice in its life), so each later connect() takes over its own TIME_WAIT "
             "entry instead of searching an ephemeral range that this workload fills with "
-            "TIME_WAIT entries: that search was 22%% of prism's CPU here before. Remote "
+            "TIME_WAIT entries: in an earlier cpu-clock profile of this workload that search was 22%% of prism's CPU. Remote "
             "origins still pay for the search, as every peer does." % (
                 share("prism") or "–", peers_list(share), rest("prism", "conns"),
                 peers_list(lambda t: rest(t, "conns"))))
