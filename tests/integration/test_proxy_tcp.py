@@ -501,9 +501,10 @@ def test_short_connections_reuse_one_origin_socket(prism, origins, ports, procs,
     say so. The origin is on loopback, so the socket keeps its port: a bind to port 0
     and a getsockname before its first connect, a bind to that port as it first comes
     back, and the origin sees all 50 connections come from that one port, each taking
-    over the TIME_WAIT entry of the one before. Before ports were kept: 50 ports, each found by a search of the
-    ephemeral range; before origin sockets were pooled: 50 socket() and 50 setsockopt;
-    before that, 6 setsockopt and 2 shutdown per connection."""
+    over the TIME_WAIT entry of the one before. Before ports were kept: 50 ports, each
+    found by a search of the ephemeral range; before origin sockets were pooled: 50
+    socket() and 50 setsockopt; before that, 6 setsockopt and 2 shutdown per
+    connection."""
     n = 50
     echo = origins.echo()
     eport = ports(hosts=("127.0.0.1",))

@@ -76,23 +76,13 @@ static int connect_accept(struct sock_pool *pool, struct pooled_sock *s, int lfd
     return peer;
 }
 
-/* The port <fd> is bound to, host order. */
-static uint16_t local_port(int fd)
+/* The port <fd> is bound to, or with <is_peer> its peer's, host order. */
+static uint16_t port_of(int fd, bool is_peer)
 {
     struct sockaddr_in a;
     socklen_t len = sizeof(a);
 
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    return ntohs(a.sin_port);
-}
-
-/* The port <fd>'s peer is connected from, host order. */
-static uint16_t peer_port(int fd)
-{
-    struct sockaddr_in a;
-    socklen_t len = sizeof(a);
-
-    assert_int_equal(getpeername(fd, (struct sockaddr *)&a, &len), 0);
+    assert_int_equal((is_peer ? getpeername : getsockname)(fd, (struct sockaddr *)&a, &len), 0);
     return ntohs(a.sin_port);
 }
 
@@ -247,14 +237,34 @@ static uint16_t one_connection(struct sock_pool *pool, struct pooled_sock *s, in
                                const struct sockaddr_in *addr)
 {
     int peer = connect_accept(pool, s, lfd, addr);
-    uint16_t port = peer_port(peer);
+    uint16_t port = port_of(peer, true);
     char buf[4];
 
-    assert_int_equal(local_port(s->io.fd), port);
+    assert_int_equal(port_of(s->io.fd, false), port);
     assert_int_equal(send(s->io.fd, "ping", 4, 0), 4);
     assert_int_equal(recv(peer, buf, sizeof(buf), 0), 4);
     close_both_ways(s, peer);
     return port;
+}
+
+/* Sets <pool> up to keep ports and returns its one socket, idle and bound to the port
+ * of the connection it served, which goes to *<first>. */
+static struct pooled_sock *bound_socket(struct sock_pool *pool, struct loop *loop,
+                                        const struct sockaddr_storage *dst, int lfd,
+                                        const struct sockaddr_in *addr, uint16_t *first)
+{
+    struct pooled_sock *s;
+    bool is_reused;
+
+    sock_pool_init(pool, loop, 2, EVENTS);
+    pool->is_keeping_ports = true;
+    s = sock_pool_get(pool, dst, on_io, pool, &is_reused);
+    assert_non_null(s);
+    *first = one_connection(pool, s, lfd, addr);
+    assert_int_equal(s->port, *first);
+    sock_pool_put(pool, s, true);
+    assert_true(s->is_bound);
+    return s;
 }
 
 /* A socket that served a loopback origin keeps its port: the next connections to
@@ -273,14 +283,8 @@ static void test_loopback_origin_keeps_port(void **state)
     bool is_reused;
 
     (void)state;
-    sock_pool_init(&pool, loop, 2, EVENTS);
-    pool.is_keeping_ports = true;
-    s = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
-    first = one_connection(&pool, s, lfd, &addr);
-    assert_int_equal(s->port, first);
-    sock_pool_put(&pool, s, true);
-    assert_true(s->is_bound);
-    assert_int_equal(local_port(s->io.fd), first); /* bound while idle */
+    s = bound_socket(&pool, loop, &dst, lfd, &addr, &first);
+    assert_int_equal(port_of(s->io.fd, false), first); /* bound while idle */
     for (i = 0; i < 5; i++) {
         t = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
         assert_ptr_equal(t, s);
@@ -291,7 +295,7 @@ static void test_loopback_origin_keeps_port(void **state)
         assert_int_equal(pool.n_idle[0], 1);
     }
     assert_int_equal(pool.n_opened, 1);
-    assert_int_equal(pool.n_swapped, 0);
+    assert_int_equal(pool.n_ports_taken, 0);
     sock_pool_fini(&pool);
 
     sock_pool_init(&pool, loop, 2, EVENTS);
@@ -327,12 +331,7 @@ static void test_taken_port_is_swapped(void **state)
     bool is_reused;
 
     (void)state;
-    sock_pool_init(&pool, loop, 2, EVENTS);
-    pool.is_keeping_ports = true;
-    s = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
-    first = one_connection(&pool, s, lfd, &addr);
-    sock_pool_put(&pool, s, true);
-    assert_true(s->is_bound);
+    s = bound_socket(&pool, loop, &dst, lfd, &addr, &first);
 
     assert_int_equal(addr_parse_hostport("192.0.2.1:9", &remote), 0);
     r = sock_pool_get(&pool, &remote, on_io, &pool, &is_reused);
@@ -348,14 +347,14 @@ static void test_taken_port_is_swapped(void **state)
     assert_int_equal(bind(other, (struct sockaddr *)&from, sizeof(from)), 0);
     assert_int_equal(connect(other, (struct sockaddr *)&addr, sizeof(addr)), 0);
     peer = accept(lfd, NULL, NULL);
-    assert_int_equal(peer_port(peer), first);
+    assert_int_equal(port_of(peer, true), first);
 
     t = sock_pool_get(&pool, &dst, on_io, &pool, &is_reused);
     assert_ptr_equal(t, s);
     old_fd = t->io.fd;
     port = one_connection(&pool, t, lfd, &addr);
     assert_int_not_equal(port, first);
-    assert_int_equal(pool.n_swapped, 1);
+    assert_int_equal(pool.n_ports_taken, 1);
     assert_int_equal(pool.n_opened, 3);
     assert_int_equal(fcntl(old_fd, F_GETFD), -1); /* the old socket is closed */
     sock_pool_put(&pool, t, true);
