@@ -163,7 +163,7 @@ int sock_pool_connect(struct sock_pool *pool, struct pooled_sock *s,
         err = sock_open(pool, s, s->io.cb, true);
         if (err < 0)
             return err;
-        pool->n_swapped++;
+        pool->n_ports_taken++;
     }
     if (is_kept)
         take_port(s);

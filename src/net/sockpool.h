@@ -75,9 +75,9 @@ struct sock_pool {
     size_t max_idle;                /* per family; beyond it, returned sockets are closed */
     uint32_t events;                /* what every socket is registered for */
     uint64_t n_opened;
-    uint64_t n_reused;     /* handed out again after a clean close */
-    uint64_t n_swapped;    /* bound sockets swapped for new ones at connect */
-    bool is_keeping_ports; /* for loopback origins (above); from tcp_tw_reuse */
+    uint64_t n_reused;      /* handed out again after a clean close */
+    uint64_t n_ports_taken; /* bound sockets swapped for new ones at connect */
+    bool is_keeping_ports;  /* for loopback origins (above); from tcp_tw_reuse */
 };
 
 void sock_pool_init(struct sock_pool *pool, struct loop *loop, size_t max_idle, uint32_t events);

@@ -113,7 +113,7 @@ void dataplane_stats(const struct dataplane *dp, struct worker_stats *out)
         out->pipes_grown += dp->workers[i]->pipes.n_grown;
         out->origin_socks_opened += dp->workers[i]->origin_socks.n_opened;
         out->origin_socks_reused += dp->workers[i]->origin_socks.n_reused;
-        out->origin_ports_taken += dp->workers[i]->origin_socks.n_swapped;
+        out->origin_ports_taken += dp->workers[i]->origin_socks.n_ports_taken;
     }
 }
 

@@ -59,7 +59,7 @@ struct worker_stats {
     uint64_t pipes_grown;         /* pipes grown for bulk streams, now */
     uint64_t origin_socks_opened; /* TCP sockets created for origin connections */
     uint64_t origin_socks_reused; /* origin sockets that served another connection again */
-    uint64_t origin_ports_taken;  /* kept ports found taken at connect (sockpool n_swapped) */
+    uint64_t origin_ports_taken;  /* kept ports found taken at connect */
 };
 
 struct worker {
