@@ -101,6 +101,7 @@ void dataplane_stats(const struct dataplane *dp, struct worker_stats *out)
         out->accepted += s->accepted;
         out->active += s->active;
         out->accept_errors += s->accept_errors;
+        out->tcp_bytes_copied += s->tcp_bytes_copied;
         out->udp_flows_active += s->udp_flows_active;
         out->udp_flows_created += s->udp_flows_created;
         out->udp_flows_refused += s->udp_flows_refused;

@@ -47,6 +47,7 @@ struct worker_stats {
     uint64_t accepted; /* TCP connections accepted */
     uint64_t active;   /* TCP connections open now */
     uint64_t accept_errors;
+    uint64_t tcp_bytes_copied; /* relayed with recv() and send(), not spliced */
     uint64_t udp_flows_active;
     uint64_t udp_flows_created;
     uint64_t udp_flows_refused; /* over the per-worker cap */

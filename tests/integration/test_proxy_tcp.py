@@ -715,12 +715,15 @@ def test_bulk_splices_let_the_pipe_decide_how_much_comes(prism, origins, ports, 
 
 def test_bulk_stream_grows_its_pipe_and_busy_polls_briefly(prism, origins, ports):
     """One worker with busy polling on (the default). 300 echoed 64-byte messages never
-    make the worker shorten its busy poll nor grow a pipe. Then 64 MiB to an origin that
-    keeps up: the stream fills its pipe as fast as the origin drains it, so the pipe is
-    grown (prism_tcp_pipes_grown), and it reads faster than 64 KiB per millisecond, so
-    the worker's waits after it moved busy poll only briefly (prism_busy_poll_brief_total).
-    Every byte arrives, in order. Echoes on a new connection afterwards get the whole
-    adaptive window again."""
+    make the worker shorten its busy poll nor grow a pipe, and every byte of them goes
+    through recv() and send() (prism_tcp_copied_bytes_total). Then 64 MiB to an origin
+    that keeps up: the stream fills its pipe as fast as the origin drains it, so the pipe
+    is grown (prism_tcp_pipes_grown), and it reads faster than 64 KiB per millisecond, so
+    the worker's waits after it moved busy poll only briefly (prism_busy_poll_brief_total)
+    and, each time the worker has drained the client's socket, its next read is a splice
+    again rather than a copy: of the 64 MiB, only the reads before the stream was seen
+    streaming are copied. Every byte arrives, in order. Echoes on a new connection
+    afterwards get the whole adaptive window again, and are copied again."""
     total = 64 << 20
     res = {}
 
@@ -748,16 +751,23 @@ def test_bulk_stream_grows_its_pipe_and_busy_polls_briefly(prism, origins, ports
     assert m is not None, "no /metrics"
     assert m["prism_busy_poll_brief_total"] == 0, f"an interactive exchange shortened the busy poll: {m}"
     assert m["prism_tcp_pipes_grown"] == 0, f"an interactive exchange grew a pipe: {m}"
+    echoed = 300 * 64 * 2  # each message once each way
+    assert m["prism_tcp_copied_bytes_total"] == echoed, f"short exchanges were not all copied: {m}"
 
     stream_to_origin(p, sport, o, res, 4004, total)
     m = http_metrics(p)
     assert m["prism_tcp_pipes_grown"] == 1, f"the bulk stream's pipe was not grown (or more than one): {m}"
     assert m["prism_busy_poll_brief_total"] > 0, f"the bulk stream never made the worker shorten its busy poll: {m}"
+    copied = m["prism_tcp_copied_bytes_total"] - echoed
+    # Until a millisecond in which it read 64 KiB (or a read filled the 16 KiB buffer),
+    # a direction copies; a streaming one stays spliced after it drains its source.
+    assert copied <= 256 << 10, f"{copied} of the stream's {total} bytes were copied, not spliced: {m}"
 
     briefs = m["prism_busy_poll_brief_total"]
     echo_messages(eport, 300)  # interactive again, on the same worker
     m = http_metrics(p)
     assert m["prism_busy_poll_brief_total"] == briefs, f"echoes after the stream shortened the busy poll: {m}"
+    assert m["prism_tcp_copied_bytes_total"] == echoed * 2 + copied, f"echoes after the stream were not copied: {m}"
 
 
 def ss_established(flt):
