@@ -579,7 +579,13 @@ def where_the_time_goes(res, cfg, med, out):
             "not saturated its CPU is not the limit: the load side (iperf3's client and server "
             "share CPU 1) and the wakeups between the two CPUs are, which a proxy that spins "
             "instead of sleeping (haproxy-busy) avoids at the price of a full core; prism "
-            "polls for 20 µs after each run of a bulk stream before it sleeps. Syscalls "
+            "polls for 20 µs after each run of a bulk stream before it sleeps. That spin is "
+            "what the per-core target is short by: in an A/B of 5 rounds (2026-12-04, "
+            "haproxy-splice beside), prism that slept at once moved 34.1 Gbit/s per busy core "
+            "on 1 stream against 28.1 with the spin, 1.09 and 0.93 times haproxy-splice's, "
+            "but 0.96 of haproxy-splice's throughput against 1.07 (src/core/loop.c). A "
+            "streaming direction stays in splice after it drained its source, so a bulk "
+            "stream is not copied through user space (prism_tcp_copied_bytes_total). Syscalls "
             "per GiB besides epoll_wait: prism %s (%s)." % (
                 fmt(med("prism", "bulk1_busy"), "cores"),
                 peers_list(lambda t: fmt(med(t, "bulk1_busy"), "cores") if med(t, "bulk1_busy") is not None else None),
