@@ -554,6 +554,11 @@ def where_the_time_goes(res, cfg, med, out):
         per = syscalls_per(sc[t], run) if t in sc else None
         return fmt(per[2]) if per else None
 
+    def segs(t):  # TCP segments per connection, all endpoints, in the syscall workload
+        d = sc.get(t) or {}
+        n = workload_units(d)["conns"]
+        return fmt(d["conns_segs"] / n) if n and d.get("conns_segs") is not None else None
+
     if sc.get("prism"):
         lines.append(
             "**New connections** are the kernel's work for every proxy: during the connection "
@@ -574,6 +579,16 @@ def where_the_time_goes(res, cfg, med, out):
             "origins still pay for the search, as every peer does." % (
                 share("prism") or "–", peers_list(share), rest("prism", "conns"),
                 peers_list(lambda t: rest(t, "conns"))))
+        if segs("prism"):
+            lines[-1] += (
+                " TCP segments per connection, counted for all endpoints (Tcp OutSegs in "
+                "/proc/net/snmp, same workload): prism %s (%s). Without a proxy the "
+                "exchange takes 10 (SYN, SYN-ACK, ACK, request, its ACK, reply, its ACK, "
+                "FIN, FIN, ACK), so both legs carry the same packets through every proxy, "
+                "and none is left for a proxy to save without delaying an ACK "
+                "(saving the ACK of the origin's SYN-ACK, as HAProxy's tcp-smart-connect "
+                "does, waits up to 200 ms for data to carry it when the client has sent "
+                "none yet)." % (segs("prism"), peers_list(segs)))
         lines.append(
             "**TCP bulk**: proxy cores busy on 1 stream: prism %s (%s). Where prism's core is "
             "not saturated its CPU is not the limit: the load side (iperf3's client and server "

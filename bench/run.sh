@@ -854,9 +854,17 @@ insn_callgrind_one() { # WORKLOAD
 # its processes, from just before the workload to just after; the counts are left in
 # $TMP/perf.out. Sets PERF_RAN=1 if the target ran, and PERF_USER and PERF_SYS, the
 # proxy's user and kernel CPU seconds during the workload.
+# TCP segments sent on this machine so far (Tcp OutSegs in /proc/net/snmp): every
+# endpoint's, which during a workload are the load tool's, the proxy's and the origin's.
+tcp_out_segs() {
+    awk '$1 == "Tcp:" { if (!n) { for (i = 2; i <= NF; i++) if ($i == "OutSegs") n = i } else { print $n; exit } }' /proc/net/snmp
+}
+
+# Sets PERF_RAN, PERF_USER and PERF_SYS (the proxy's CPU seconds), PERF_SEGS (TCP
+# segments sent during the workload) and leaves the counts in $TMP/perf.out.
 perf_during() { # WORKLOAD EVENTS
-    local pids perf_pid i u0 k0 u1 k1
-    PERF_RAN=0 PERF_USER="" PERF_SYS=""
+    local pids perf_pid i u0 k0 u1 k1 s0 s1
+    PERF_RAN=0 PERF_USER="" PERF_SYS="" PERF_SEGS=""
     rm -f "$TMP/perf.out"
     start_target "$TARGET" || return 0
     pids=$(for r in "${TARGET_ROOTS[@]}"; do tree_pids "$r"; done | paste -sd,)
@@ -864,10 +872,13 @@ perf_during() { # WORKLOAD EVENTS
     perf_pid=$BG_PID
     sleep 0.3
     read -r u0 k0 < <(cpu_split_ticks)
+    s0=$(tcp_out_segs)
     insn_workload "$1"
+    s1=$(tcp_out_segs)
     read -r u1 k1 < <(cpu_split_ticks)
     PERF_USER=$(ticks_to_s $((u1 - u0)))
     PERF_SYS=$(ticks_to_s $((k1 - k0)))
+    [ -n "$s0" ] && [ -n "$s1" ] && PERF_SEGS=$((s1 - s0))
     kill -INT "$perf_pid" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
         is_alive "$perf_pid" || break
@@ -943,18 +954,19 @@ syscalls_usable() {
         perf stat -x, -e "$SYSCALL_EVENTS" true 2>&1 >/dev/null | grep -q '^[0-9]*,,raw_syscalls:sys_enter'
 }
 
-# Sets SC_TOTAL and SC_EPOLL (empty if the target did not run), SC_USER and SC_SYS.
+# Sets SC_TOTAL and SC_EPOLL (empty if the target did not run), SC_USER, SC_SYS and
+# SC_SEGS.
 syscalls_one() { # WORKLOAD
-    SC_TOTAL="" SC_EPOLL="" SC_USER="" SC_SYS=""
+    SC_TOTAL="" SC_EPOLL="" SC_USER="" SC_SYS="" SC_SEGS=""
     perf_during "$1" "$SYSCALL_EVENTS"
     [ "$PERF_RAN" = 1 ] || return 0
     SC_TOTAL=$(perf_count '^raw_syscalls:sys_enter$')
     SC_EPOLL=$(perf_count '^syscalls:sys_enter_epoll_p?wait$')
-    SC_EPOLL=${SC_EPOLL:-0} SC_USER=$PERF_USER SC_SYS=$PERF_SYS
+    SC_EPOLL=${SC_EPOLL:-0} SC_USER=$PERF_USER SC_SYS=$PERF_SYS SC_SEGS=$PERF_SEGS
 }
 
 run_syscalls() {
-    local conns_t conns_e conns_u conns_k conns_out bytes bulk_json udp_json udp_out
+    local conns_t conns_e conns_u conns_k conns_s conns_out bytes bulk_json udp_json udp_out
     if ! syscalls_usable; then
         log "syscall counts: off (SYSCALLS=$SYSCALLS, or perf cannot count syscall tracepoints here)"
         return 0
@@ -967,7 +979,7 @@ run_syscalls() {
         case "$TARGET" in direct | socat) continue ;; esac
         rm -f "$TMP/insn-load.out" "$TMP/insn-iperf.json"
         syscalls_one conns
-        conns_t=$SC_TOTAL conns_e=$SC_EPOLL conns_u=$SC_USER conns_k=$SC_SYS
+        conns_t=$SC_TOTAL conns_e=$SC_EPOLL conns_u=$SC_USER conns_k=$SC_SYS conns_s=${SC_SEGS:-null}
         conns_out=$(grep '^{' "$TMP/insn-load.out" 2>/dev/null | tail -1 || true)
         [ -n "$conns_t" ] && syscalls_one bulk
         bytes=null
@@ -988,7 +1000,7 @@ run_syscalls() {
         if [ -n "$PORT_UDP" ] && [ -n "$SC_TOTAL" ] && [ -n "$udp_out" ]; then
             udp_json=",\"udp_run\":$SC_TOTAL,\"udp_epoll\":$SC_EPOLL,\"udp_user_s\":$SC_USER,\"udp_sys_s\":$SC_SYS,\"udpload\":$udp_out"
         fi
-        emit syscalls ok "" "" "{\"conns_run\":$conns_t,\"conns_epoll\":$conns_e,\"conns_user_s\":$conns_u,\"conns_sys_s\":$conns_k,$bulk_json,\"connrate\":${conns_out:-null},\"iperf\":$bytes$udp_json}"
+        emit syscalls ok "" "" "{\"conns_run\":$conns_t,\"conns_epoll\":$conns_e,\"conns_user_s\":$conns_u,\"conns_sys_s\":$conns_k,\"conns_segs\":$conns_s,$bulk_json,\"connrate\":${conns_out:-null},\"iperf\":$bytes$udp_json}"
     done
     stop_origins
 }
