@@ -850,18 +850,17 @@ insn_callgrind_one() { # WORKLOAD
     START_WAIT=$START_WAIT_NORMAL STOP_GRACE=10
 }
 
-# Runs WORKLOAD on a fresh start of the target (pinned) while perf stat counts EVENTS on
-# its processes, from just before the workload to just after; the counts are left in
-# $TMP/perf.out. Sets PERF_RAN=1 if the target ran, and PERF_USER and PERF_SYS, the
-# proxy's user and kernel CPU seconds during the workload.
 # TCP segments sent on this machine so far (Tcp OutSegs in /proc/net/snmp): every
 # endpoint's, which during a workload are the load tool's, the proxy's and the origin's.
 tcp_out_segs() {
     awk '$1 == "Tcp:" { if (!n) { for (i = 2; i <= NF; i++) if ($i == "OutSegs") n = i } else { print $n; exit } }' /proc/net/snmp
 }
 
-# Sets PERF_RAN, PERF_USER and PERF_SYS (the proxy's CPU seconds), PERF_SEGS (TCP
-# segments sent during the workload) and leaves the counts in $TMP/perf.out.
+# Runs WORKLOAD on a fresh start of the target (pinned) while perf stat counts EVENTS on
+# its processes, from just before the workload to just after; the counts are left in
+# $TMP/perf.out. Sets PERF_RAN=1 if the target ran, and PERF_USER and PERF_SYS, the
+# proxy's user and kernel CPU seconds during the workload, and PERF_SEGS, the TCP
+# segments every endpoint sent meanwhile.
 perf_during() { # WORKLOAD EVENTS
     local pids perf_pid i u0 k0 u1 k1 s0 s1
     PERF_RAN=0 PERF_USER="" PERF_SYS="" PERF_SEGS=""
