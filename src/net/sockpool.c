@@ -189,6 +189,20 @@ static bool is_closed_cleanly(int fd, bool *has_ts)
     return sock_error(fd) == 0;
 }
 
+/* Stops keeping ports, and closes the idle sockets that hold one. */
+static void stop_keeping_ports(struct sock_pool *pool)
+{
+    pool->is_keeping_ports = false;
+    for (int f = 0; f < 2; f++) {
+        while (pool->idle[f][1]) {
+            struct pooled_sock *s = pool->idle[f][1];
+            pool->idle[f][1] = s->next;
+            pool->n_idle[f]--;
+            sock_close(pool, s);
+        }
+    }
+}
+
 void sock_pool_put(struct sock_pool *pool, struct pooled_sock *s, bool is_clean)
 {
     struct sockaddr sa = {.sa_family = AF_UNSPEC};
@@ -196,8 +210,16 @@ void sock_pool_put(struct sock_pool *pool, struct pooled_sock *s, bool is_clean)
     bool has_ts = false;
 
     s->owner = NULL;
-    if (!is_clean || pool->n_idle[fam] >= pool->max_idle || !is_closed_cleanly(s->io.fd, &has_ts) ||
-        (s->is_bound && !has_ts) || connect(s->io.fd, &sa, sizeof(sa)) == -1) {
+    if (!is_clean || pool->n_idle[fam] >= pool->max_idle || !is_closed_cleanly(s->io.fd, &has_ts)) {
+        sock_close(pool, s);
+        return;
+    }
+    /* A loopback connection runs both ends on this kernel, so one without timestamps
+     * says net.ipv4.tcp_timestamps is off: no TIME_WAIT entry can be taken over, and
+     * taking a port would cost a bind and a getsockname per connection for nothing. */
+    if (s->port && !has_ts && pool->is_keeping_ports)
+        stop_keeping_ports(pool);
+    if ((s->is_bound && !has_ts) || connect(s->io.fd, &sa, sizeof(sa)) == -1) {
         sock_close(pool, s);
         return;
     }

@@ -40,7 +40,8 @@
  * connection. A bound socket serves loopback origins only; one whose connect finds
  * the 4-tuple taken (EADDRNOTAVAIL: another socket connected from that port to that
  * origin) is swapped for a new socket on the spot, and one whose connection went
- * without timestamps does not keep its port.
+ * without timestamps does not keep its port; the pool then stops keeping ports (on
+ * loopback that means the kernel's timestamps are off) until it is restarted.
  *
  * Sockets closed with a reset, after an error or a failed connect, or while a FIN is
  * not yet acknowledged (FIN_WAIT, CLOSING, LAST_ACK) are closed, never pooled:
@@ -77,7 +78,7 @@ struct sock_pool {
     uint64_t n_opened;
     uint64_t n_reused;      /* handed out again after a clean close */
     uint64_t n_ports_taken; /* bound sockets swapped for new ones at connect */
-    bool is_keeping_ports;  /* for loopback origins (above); from tcp_tw_reuse */
+    bool is_keeping_ports;  /* for loopback origins (above); tcp_tw_reuse and timestamps */
 };
 
 void sock_pool_init(struct sock_pool *pool, struct loop *loop, size_t max_idle, uint32_t events);

@@ -459,13 +459,13 @@ def traced_threads(pid):
     return True
 
 
-def one_worker_under_strace(prism, procs, tmp_path, app_id, eport, origin_addr, syscalls, *opts):
-    """prism with one worker and one app on 127.0.0.1:<eport>, with strace attached to
-    every thread, writing the calls in <syscalls> to a file. Returns (prism, tracer,
-    path of the strace output); SIGINT to the tracer detaches it."""
+def one_worker_under_strace(prism, procs, tmp_path, app_id, eport, origin_addr, syscalls, *opts, netns=None):
+    """prism with one worker and one app on 127.0.0.1:<eport> (in <netns> if given), with
+    strace attached to every thread, writing the calls in <syscalls> to a file. Returns
+    (prism, tracer, path of the strace output); SIGINT to the tracer detaches it."""
     cfg = edge_cfg([app(app_id, f"tcp/{eport}", origin_addr)], edges=("127.0.0.1",))
     cfg["workers"] = 1
-    p = prism(cfg)
+    p = prism(cfg, netns=netns)
     out = tmp_path / "strace.out"
     tracer = procs.spawn(
         ["strace", "-f", "-qq", *opts, "-o", str(out), "-e", f"trace={syscalls}", "-p", str(p.pid)],
@@ -476,10 +476,11 @@ def one_worker_under_strace(prism, procs, tmp_path, app_id, eport, origin_addr, 
     return p, tracer, out
 
 
-def short_exchange(eport, payload=b"q" * 64):
-    """One short connection through prism's 127.0.0.1:<eport> to an echo origin: the
-    payload each way, then the client closes first. Returns the client's port."""
-    s = connect("127.0.0.1", eport)
+def short_exchange(eport, payload=b"q" * 64, sock=None):
+    """One short connection through prism's 127.0.0.1:<eport> to an echo origin (from
+    <sock>, if given): the payload each way, then the client closes first. Returns the
+    client's port."""
+    s = connect("127.0.0.1", eport, sock=sock)
     cport = s.getsockname()[1]
     s.sendall(payload)
     assert recv_exact(s, len(payload)) == payload
@@ -546,6 +547,42 @@ def test_short_connections_reuse_one_origin_socket(prism, origins, ports, procs,
     assert len(calls["getsockname"]) == 1, f"getsockname calls: {calls['getsockname']}"
     assert len(calls["shutdown"]) == n, f"{len(calls['shutdown'])} shutdown calls for {n} connections"
     assert len(calls["close"]) >= n, f"strace saw {len(calls['close'])} close() calls for {n} connections"
+
+
+def test_no_port_is_kept_without_tcp_timestamps(prism, origins, procs, tmp_path, netns):
+    """In a namespace with net.ipv4.tcp_timestamps=0 the kernel cannot take over a
+    TIME_WAIT entry, so a kept port would only cost syscalls. The first connection's
+    origin socket takes a port (a bind to port 0 and a getsockname); when it comes back
+    without timestamps the worker stops keeping ports. 20 short connections then still
+    share one origin socket, with 1 bind and 1 getsockname in all (before: one of each
+    for every connection), and each connection comes from a port of the kernel's
+    choosing, every one a different port."""
+    n = 20
+    ns = netns()
+    ns.run(["sysctl", "-qw", "net.ipv4.tcp_timestamps=0"])
+    echo = origins.echo(port=17011, sock_factory=ns.socket)
+    eport = 17012
+    p, tracer, out = one_worker_under_strace(
+        prism, procs, tmp_path, "nt", eport, echo.addr, "socket,connect,bind,getsockname", netns=ns
+    )
+    cports = [short_exchange(eport, sock=ns.socket()) for _ in range(n)]
+    recs = p.events(2 * n, where=lambda r: r.get("Application") == "nt", timeout=10)
+    closing = [r for r in recs if r["Event"] != "connect"]
+    assert sorted(r["ClientPort"] for r in closing) == sorted(cports)
+    assert all(r["Status"] == 200 for r in closing), f"not all ended with 200: {closing}"
+    tracer.send_signal(signal.SIGINT)  # strace detaches and exits
+    tracer.wait(10)
+    assert len(echo.peers) == n, f"the origin saw {len(echo.peers)} connections for {n}"
+    assert len({peer[1] for peer in echo.peers}) == n, f"ports reused without timestamps: {echo.peers}"
+    lines = out.read_text().splitlines()
+    tcp_sockets = [x for x in lines if re.search(r"\bsocket\(", x) and "SOCK_STREAM" in x]
+    unspec = [x for x in lines if re.search(r"\bconnect\(", x) and "AF_UNSPEC" in x]
+    binds = [x for x in lines if re.search(r"\bbind\(", x) and "sin_port=htons(" in x]
+    names = [x for x in lines if re.search(r"\bgetsockname\(", x)]
+    assert len(tcp_sockets) == 1, f"{len(tcp_sockets)} TCP socket() calls for {n} connections: {tcp_sockets[:5]}"
+    assert len(unspec) == n, f"{len(unspec)} connect(AF_UNSPEC) calls for {n} sockets returned to the pool"
+    assert len(binds) == 1 and "sin_port=htons(0)" in binds[0], f"binds of the origin socket: {binds[:5]}"
+    assert len(names) == 1, f"getsockname calls: {names[:5]}"
 
 
 def test_reused_origin_socket_sends_each_connection_its_own_proxy_header(prism, origins, ports):
