@@ -614,7 +614,9 @@ def where_the_time_goes(res, cfg, med, out):
             "Gbit/s per busy core on 1 stream against 28.1 with the spin, 1.09 and 0.93 "
             "times haproxy-splice's (1.25 is asked), but 0.96 of haproxy-splice's "
             "throughput against 1.07 (src/core/loop.c). The rest is the kernel's work per "
-            "byte, the same splices into and out of a pipe as haproxy-splice makes. A "
+            "byte: moving pages into and out of a pipe, and the receivers' TCP work that "
+            "runs in prism's softirq, the same for every splicing proxy however few "
+            "syscalls it makes. A "
             "streaming direction stays in splice after it drained its source, so a bulk "
             "stream is not copied through user space (prism_tcp_copied_bytes_total). Syscalls "
             "per GiB besides epoll_wait: prism %s (%s)." % (
