@@ -27,17 +27,22 @@ static void sock_close(struct sock_pool *pool, struct pooled_sock *s)
     slab_free(&pool->objs, s);
 }
 
+/* Closes every idle socket of family <fam> in the list <is_bound> selects. */
+static void close_idle(struct sock_pool *pool, int fam, int is_bound)
+{
+    while (pool->idle[fam][is_bound]) {
+        struct pooled_sock *s = pool->idle[fam][is_bound];
+        pool->idle[fam][is_bound] = s->next;
+        pool->n_idle[fam]--;
+        sock_close(pool, s);
+    }
+}
+
 void sock_pool_fini(struct sock_pool *pool)
 {
     for (int f = 0; f < 2; f++) {
-        for (int b = 0; b < 2; b++) {
-            while (pool->idle[f][b]) {
-                struct pooled_sock *s = pool->idle[f][b];
-                pool->idle[f][b] = s->next;
-                sock_close(pool, s);
-            }
-        }
-        pool->n_idle[f] = 0;
+        close_idle(pool, f, 0);
+        close_idle(pool, f, 1);
     }
     slab_pool_fini(&pool->objs);
 }
@@ -189,20 +194,6 @@ static bool is_closed_cleanly(int fd, bool *has_ts)
     return sock_error(fd) == 0;
 }
 
-/* Stops keeping ports, and closes the idle sockets that hold one. */
-static void stop_keeping_ports(struct sock_pool *pool)
-{
-    pool->is_keeping_ports = false;
-    for (int f = 0; f < 2; f++) {
-        while (pool->idle[f][1]) {
-            struct pooled_sock *s = pool->idle[f][1];
-            pool->idle[f][1] = s->next;
-            pool->n_idle[f]--;
-            sock_close(pool, s);
-        }
-    }
-}
-
 void sock_pool_put(struct sock_pool *pool, struct pooled_sock *s, bool is_clean)
 {
     struct sockaddr sa = {.sa_family = AF_UNSPEC};
@@ -217,8 +208,11 @@ void sock_pool_put(struct sock_pool *pool, struct pooled_sock *s, bool is_clean)
     /* A loopback connection runs both ends on this kernel, so one without timestamps
      * says net.ipv4.tcp_timestamps is off: no TIME_WAIT entry can be taken over, and
      * taking a port would cost a bind and a getsockname per connection for nothing. */
-    if (s->port && !has_ts && pool->is_keeping_ports)
-        stop_keeping_ports(pool);
+    if (s->port && !has_ts && pool->is_keeping_ports) {
+        pool->is_keeping_ports = false;
+        close_idle(pool, 0, 1); /* the sockets that hold a port */
+        close_idle(pool, 1, 1);
+    }
     if ((s->is_bound && !has_ts) || connect(s->io.fd, &sa, sizeof(sa)) == -1) {
         sock_close(pool, s);
         return;
