@@ -51,12 +51,13 @@
  * 0.63 of a core where blocking took 0.46 to 0.52; Gbit/s per busy core over
  * haproxy-splice's had the same medians there (1.14 and 1.14), but in two full runs at
  * 20 us it was 1.04 and 1.04, against 1.23 and 1.19 in the two before them: the
- * throughput is bought with CPU. 8 streams within the noise. A later A/B (5 rounds of
+ * throughput is bought with CPU. 8 streams within the noise. A later A/B (4 rounds of
  * bulk1 and bulk8, haproxy-splice beside, medians): 0, 5, 10 and 20 us gave 1-stream
  * throughput over haproxy-splice's of 1.00, 1.07, 1.10 and 1.06 and Gbit/s per busy core
  * over its of 1.13, 1.03, 0.98 and 0.95. Then with streaming directions kept in splice
- * (tunnel.c), blocking at once against 20 us: 0.96 and 1.07 in throughput, 1.09 and 0.93
- * per core; prism's own Gbit/s per core 34.1 and 28.1 (1 stream), 31.8 and 27.2 (8).
+ * (tunnel.c), 5 rounds, blocking at once against 20 us: 0.96 and 1.07 in throughput,
+ * 1.09 and 0.93 per core; prism's own Gbit/s per core 34.1 and 28.1 (1 stream), 31.8
+ * and 27.2 (8).
  * No window meets both 1-stream targets of issue #5 (throughput at least haproxy-splice's
  * and 1.25 times its Gbit/s per core); 20 us keeps the throughput. */
 #define LOOP_BRIEF_POLL_NS 20000u

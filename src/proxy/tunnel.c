@@ -76,7 +76,7 @@
  * read is spent on EAGAIN. A read that fills the buffer switches the direction to
  * splice until the source runs dry; a streaming direction stays in splice after that,
  * since its next bytes are bulk too. Going back to a copy each time the worker caught
- * up with the sender copied 0.9 to 2.9 MiB of a 64 MiB stream in the integration test
+ * up with the sender copied 0.8 to 2.7 MiB of a 64 MiB stream in the integration test
  * (16 KiB when it stays in splice), and in a 3 s iperf3 run through the bench harness
  * it made 16,600 recv() and as many send() calls for 6.6 GB (17 when it stays). What
  * send() does not take goes into the pipe, so the back-pressure rule above is unchanged.
