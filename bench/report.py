@@ -544,6 +544,9 @@ def where_the_time_goes(res, cfg, med, out):
     def peers_list(f):
         return ", ".join("%s %s" % (t, f(t)) for t in PEERS if f(t) is not None)
 
+    def peers_us(key):  # the peers' medians of <key>, in µs
+        return peers_list(lambda t: fmt(med(t, key)) + " µs" if med(t, key) is not None else None)
+
     lines = []
     sc = res.syscalls
 
@@ -586,13 +589,12 @@ def where_the_time_goes(res, cfg, med, out):
                 "on its next loop. prism's p50 of %s µs is close to direct's %s µs (%s), "
                 "since at prism's rate, as without a proxy, the load side's CPU is the one "
                 "that is saturated: in a check by hand (2026-12-04, /proc/stat every "
-                "250 ms) CPU 1 was 96–100%% busy during prism's connection test and "
-                "92–93%% during haproxy-splice's. The whole exchange's p99 is what a "
+                "250 ms) CPU 1 was busy a median 100%% of each sample (92–100%%) during "
+                "prism's connection test, 92%% (92–96%%) during haproxy-splice's and 96%% "
+                "during nginx's. The whole exchange's p99 is what a "
                 "client waits for: prism %s µs (%s)." % (
                     fmt(med("prism", "conn_p50")), fmt(med("direct", "conn_p50")),
-                    peers_list(lambda t: fmt(med(t, "conn_p50")) + " µs" if med(t, "conn_p50") is not None else None),
-                    fmt(med("prism", "txn_p99")),
-                    peers_list(lambda t: fmt(med(t, "txn_p99")) + " µs" if med(t, "txn_p99") is not None else None)))
+                    peers_us("conn_p50"), fmt(med("prism", "txn_p99")), peers_us("txn_p99")))
         if segs("prism"):
             lines[-1] += (
                 " TCP segments per connection, counted for all endpoints (Tcp OutSegs in "
