@@ -7,7 +7,9 @@ Standard library only (Debian's python3). Every figure is the median over the ro
 one configuration; the spread is min-max over the same rounds. Ratios are the target's
 median over the reference's median, whatever the direction ("lower is better" metrics
 want ratios below 1). Peers are haproxy-splice, haproxy-busy, haproxy, nginx and socat; the issue's
-targets (issue #5) are checked on the 1-worker configuration.
+targets (issue #5) are checked on the 1-worker configuration. A run with the prism-b target (a
+second prism, for an A/B in the same rounds) gets a section that compares it with prism round by
+round; prism-b is never a peer and never the one the targets are checked on.
 """
 import json
 import os
@@ -15,7 +17,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-TARGETS = ["direct", "prism", "haproxy-splice", "haproxy-busy", "haproxy", "nginx", "socat"]
+TARGETS = ["direct", "prism", "prism-b", "haproxy-splice", "haproxy-busy", "haproxy", "nginx", "socat"]
 PEERS = ["haproxy-splice", "haproxy-busy", "haproxy", "nginx", "socat"]
 HAPROXY = ["haproxy-splice", "haproxy-busy", "haproxy"]
 CONFIG_TITLES = {
@@ -535,6 +537,58 @@ def targets_section(res, out):
     where_the_time_goes(res, cfg, med, out)
 
 
+def ab_section(res, out):
+    """prism-b against prism: per metric, both medians, their ratio, and in how many
+    rounds (paired by round: both ran in it) prism-b did better."""
+    a = res.meta.get("prism") or {}
+    b = res.meta.get("prism_b") or {}
+
+    def describe(v):
+        words = [v.get("bin") or "?"]
+        if v.get("busy_poll_us") is not None:
+            words.append("busy_poll_us %d" % v["busy_poll_us"])
+        return ", ".join(words)
+    out.append("prism-b%s is %s; prism is %s. Both run in the same rounds, in the rotated "
+               "order, so the machine's noise hits them alike; *B better* counts the rounds in "
+               "which prism-b's figure beat prism's (ties count for neither)." % (
+                   " (%s)" % b["label"] if b.get("label") else "", describe(b), describe(a)))
+    out.append("")
+    for cfg in res.configs:
+        rows = []
+        for m in res.metrics:
+            key, test, label, unit, better, get = m
+            if better is None or key.startswith(("slab_", "sock_")):
+                continue
+            ma, mb = res.median(cfg, "prism", m), res.median(cfg, "prism-b", m)
+            if ma is None or mb is None:
+                continue
+
+            def by_round(t):
+                out_ = {}
+                for r in res.ok.get((cfg, t, test), []):
+                    try:
+                        v = get(r)
+                    except (KeyError, TypeError, ZeroDivisionError):
+                        v = None
+                    if v is not None:
+                        out_[r["round"]] = v
+                return out_
+            ra, rb = by_round("prism"), by_round("prism-b")
+            both = sorted(set(ra) & set(rb))
+            wins = sum(1 for r in both if (rb[r] > ra[r] if better == "high" else rb[r] < ra[r]))
+            rows.append("| %s %s | %s | %s | %s | %s | %d of %d |" % (
+                label, "↑" if better == "high" else "↓", unit, fmt(ma, unit), fmt(mb, unit),
+                fmt_ratio(mb / ma) if ma else "–", wins, len(both)))
+        if not rows:
+            continue
+        out.append("**%s**" % CONFIG_TITLES.get(cfg, cfg))
+        out.append("")
+        out.append("| metric | unit | prism | prism-b | prism-b ÷ prism | B better |")
+        out.append("|---|---|---:|---:|---:|---:|")
+        out.extend(rows)
+        out.append("")
+
+
 def where_the_time_goes(res, cfg, med, out):
     """Facts from this run that say what bounds each headline figure."""
     def spread(t, key):
@@ -740,6 +794,11 @@ def write(res, path_out, results_path):
     out.append("## Issue #5 targets (1 worker)")
     out.append("")
     targets_section(res, out)
+
+    if "prism-b" in res.targets:
+        out.append("## A/B: prism-b against prism")
+        out.append("")
+        ab_section(res, out)
 
     for cfg in res.configs:
         out.append("## Medians: %s" % CONFIG_TITLES.get(cfg, cfg))

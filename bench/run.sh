@@ -4,6 +4,8 @@
 # Targets, all on 127.0.0.1, all in front of the same origins:
 #   direct          no proxy: the load tools talk to the origins (the physical floor)
 #   prism           build/release/prism serve, in its real configuration (event log on)
+#   prism-b         a second prism for an A/B in the same rounds: PRISM_B_BIN and/or
+#                   PRISM_B_BUSY_POLL_US (only when asked for in TARGETS; never a peer)
 #   haproxy-splice  HAProxy, mode tcp, option splice-request + splice-response
 #   haproxy         HAProxy, mode tcp, no splice
 #   haproxy-busy    haproxy-splice plus HAProxy's "busy-polling" (prism polls adaptively by
@@ -36,6 +38,9 @@
 #   REPORT=1             0: do not run bench/report.py at the end
 #   PRISM_BIN=build/release/prism
 #   PRISM_BUSY_POLL_US=  prism's busy_poll_us (unset: the node default, 500)
+#   PRISM_B_BIN=$PRISM_BIN, PRISM_B_BUSY_POLL_US=$PRISM_BUSY_POLL_US, PRISM_B_LABEL=
+#                        the prism-b target (A/B): its binary, its busy_poll_us, and what
+#                        the report calls it (for example "no brief spin")
 #   HAPROXY_BUSY_POLLING=1  adds "busy-polling" to haproxy and haproxy-splice too
 # Every loop is bounded, every process started is stopped by its PID (trap on exit), and
 # the temporary directory is removed.
@@ -70,10 +75,14 @@ INSN=${INSN:-auto}
 SYSCALLS=${SYSCALLS:-auto}
 REPORT=${REPORT:-1}
 PRISM_BIN=${PRISM_BIN:-$ROOT/build/release/prism}
+PRISM_B_BIN=${PRISM_B_BIN:-$PRISM_BIN}
+PRISM_BUSY_POLL_US=${PRISM_BUSY_POLL_US:-}
+PRISM_B_BUSY_POLL_US=${PRISM_B_BUSY_POLL_US-$PRISM_BUSY_POLL_US}
+PRISM_B_LABEL=${PRISM_B_LABEL:-}
 NGINX_STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 
 ALL_TESTS=(idle pingpong connrate bulk1 bulk8 udp)
-ALL_TARGETS=(direct prism haproxy-splice haproxy-busy haproxy nginx socat)
+ALL_TARGETS=(direct prism prism-b haproxy-splice haproxy-busy haproxy nginx socat)
 
 die() {
     echo "bench: $*" >&2
@@ -483,8 +492,8 @@ stream {
 EOF
 }
 
-write_prism_cfg() { # FILE WITH_UDP(0/1)
-    local udp_app="" api dns
+write_prism_cfg() { # FILE WITH_UDP(0/1) BUSY_POLL_US(empty: the node default)
+    local udp_app="" api dns busy=$3
     read -r api dns < <(free_ports 2)
     if [ "$2" = 1 ]; then
         udp_app=",
@@ -495,8 +504,8 @@ write_prism_cfg() { # FILE WITH_UDP(0/1)
     mkdir -p "$TMP/prism-data"
     cat >"$1" <<EOF
 {
-  "workers": $WORKERS,${PRISM_BUSY_POLL_US:+
-  \"busy_poll_us\": $PRISM_BUSY_POLL_US,}
+  "workers": $WORKERS,${busy:+
+  \"busy_poll_us\": $busy,}
   "data_dir": "$TMP/prism-data",
   "api": {"listen": "127.0.0.1:$api"},
   "dns": {"listen": "127.0.0.1:$dns"},
@@ -526,21 +535,23 @@ start_target() {
     fi
     read -r PORT_ECHO PORT_BULK PORT_UDP < <(free_ports 3)
     case "$t" in
-    prism)
-        if [ ! -x "$PRISM_BIN" ]; then
-            START_ERR="$PRISM_BIN not built"
+    prism | prism-b)
+        local bin=$PRISM_BIN busy=$PRISM_BUSY_POLL_US
+        [ "$t" = prism-b ] && bin=$PRISM_B_BIN busy=$PRISM_B_BUSY_POLL_US
+        if [ ! -x "$bin" ]; then
+            START_ERR="$bin not built"
             return 1
         fi
         # UDP comes later in prism: if the file with the UDP app is refused, retry without
         # it, and the UDP test reports prism as missing.
         for with_udp in 1 0; do
-            cfg=$TMP/prism-$CONFIG.json
-            write_prism_cfg "$cfg" $with_udp
+            cfg=$TMP/$t-$CONFIG.json
+            write_prism_cfg "$cfg" $with_udp "$busy"
             rm -rf "$TMP/prism-data" && mkdir -p "$TMP/prism-data"
-            bg prism "$PROXY_CPUS" $wrap "$PRISM_BIN" serve --config "$cfg"
+            bg "$t" "$PROXY_CPUS" $wrap "$bin" serve --config "$cfg"
             pid=$BG_PID
             ok=0
-            if wait_line "$TMP/prism.err" 'ready' "$pid" "$START_WAIT" &&
+            if wait_line "$TMP/$t.err" 'ready' "$pid" "$START_WAIT" &&
                 wait_listen tcp "$PORT_ECHO" "$pid" 5 && wait_listen tcp "$PORT_BULK" "$pid" 5; then
                 ok=1
                 [ $with_udp = 1 ] && ! wait_listen udp "$PORT_UDP" "$pid" 2 && ok=0
@@ -548,10 +559,10 @@ start_target() {
             if [ $ok = 1 ]; then
                 TARGET_ROOTS=("$pid")
                 [ $with_udp = 0 ] && PORT_UDP=""
-                record_config "prism-$CONFIG.json" "$cfg"
+                record_config "$t-$CONFIG.json" "$cfg"
                 return 0
             fi
-            START_ERR="prism did not become ready: $(tail -c 300 "$TMP/prism.err" | tr '\n' ' ')"
+            START_ERR="$t did not become ready: $(tail -c 300 "$TMP/$t.err" | tr '\n' ' ')"
             stop_tree "$pid" 3
         done
         return 1
@@ -708,7 +719,7 @@ test_bulk() { # TEST STREAMS
 test_udp() {
     local c0 c1 t0 t1 out
     if [ -z "$PORT_UDP" ]; then
-        if [ "$TARGET" = prism ]; then
+        if [ "$TARGET" = prism ] || [ "$TARGET" = prism-b ]; then
             emit udp missing "" "" "" "prism refused the UDP app (UDP not built yet)"
         else
             emit udp n/a "" "" "" "HAProxy 2.6 does not proxy UDP"
@@ -1010,10 +1021,12 @@ run_syscalls() {
 write_meta() {
     "$PY" - "$RESULTS" "$TS" "$QUICK" "$ROUNDS" "$ROUNDS_2W" "$TESTS" "$TARGETS" "$CONFIGS" \
         "$PRISM_BIN" "$BULK_S" "$CONN_S" "$PING_N" "$UDP_STEP_MS" "$UDP_RATES" "$IDLE_N" \
-        "$INSN_CONNS" "$INSN_BYTES" "$UDP_REFINE" "$UDP_LATE_MS" <<'EOF'
+        "$INSN_CONNS" "$INSN_BYTES" "$UDP_REFINE" "$UDP_LATE_MS" "$PRISM_BUSY_POLL_US" \
+        "$PRISM_B_BIN" "$PRISM_B_BUSY_POLL_US" "$PRISM_B_LABEL" <<'EOF'
 import json, os, platform, subprocess, sys
 (path, ts, quick, rounds, rounds2, tests, targets, configs, prism, bulk_s, conn_s, ping_n,
- udp_step, udp_rates, idle_n, insn_conns, insn_bytes, udp_refine, udp_late) = sys.argv[1:]
+ udp_step, udp_rates, idle_n, insn_conns, insn_bytes, udp_refine, udp_late, busy,
+ b_bin, b_busy, b_label) = sys.argv[1:]
 def run(cmd):
     try:
         p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20)
@@ -1047,6 +1060,11 @@ meta = {
                  "valgrind": run("valgrind --version"), "perf": run("perf --version"),
                  "cc": run("${CC:-cc} --version"), "os": run(". /etc/os-release && echo $PRETTY_NAME")},
 }
+def variant(binary, busy_poll_us):
+    return {"bin": binary, "busy_poll_us": int(busy_poll_us) if busy_poll_us else None}
+meta["prism"] = variant(prism, busy)
+if "prism-b" in meta["targets"]:
+    meta["prism_b"] = dict(variant(b_bin, b_busy), label=b_label)
 with open(path, "a") as f:
     f.write(json.dumps(meta, sort_keys=True) + "\n")
 EOF
