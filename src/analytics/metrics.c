@@ -66,6 +66,10 @@ size_t metrics_render(const struct metrics_input *in, char *buf, size_t len)
            w->udp_spp_dropped);
     metric(&o, "prism_udp_dropped_total", "counter",
            "Datagrams dropped otherwise (too large, buffers full, flow refused).", w->udp_dropped);
+    metric(&o, "prism_udp_gro_datagrams_total", "counter",
+           "Datagrams that arrived in runs the kernel coalesced into one receive (UDP GRO), "
+           "from clients or origins.",
+           w->udp_gro_dgrams);
     metric(&o, "prism_tcp_copied_bytes_total", "counter",
            "TCP bytes relayed through user space (recv and send) instead of spliced: "
            "short exchanges, and the first read of a burst that is not streaming.",

@@ -123,6 +123,24 @@ bool sock_has_udp_gso(void)
     return ok;
 }
 
+int sock_set_udp_gro(int fd)
+{
+    return set_int(fd, IPPROTO_UDP, UDP_GRO, 1);
+}
+
+uint16_t sock_udp_gro_size(struct msghdr *m)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+        if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int seg;
+            memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
+            return seg > 0 && seg <= UINT16_MAX ? (uint16_t)seg : 0;
+        }
+    }
+    return 0;
+}
+
 bool sock_add_udp_segment(struct msghdr *m, void *buf, size_t cap, uint16_t seg)
 {
     struct cmsghdr *cm;

@@ -41,6 +41,18 @@ int sock_set_rcvbuf(int fd, uint32_t bytes);
  * without it would send the lot as one datagram, so callers must ask first. */
 bool sock_has_udp_gso(void);
 
+/* Turns UDP_GRO on for <fd> (Linux 5.0): the kernel may then hand one receive a run of
+ * datagrams from one sender, all of one size but the last, as one buffer, with that
+ * size in a UDP_GRO control message (sock_udp_gro_size). It does so for a GSO send
+ * that arrives whole (over loopback) and for datagrams a NIC's GRO merged; without it
+ * the kernel cuts them apart first, one buffer each. A reader must then cut the
+ * buffer itself. Returns 0 or a negative errno (old kernel: nothing changes). */
+int sock_set_udp_gro(int fd);
+
+/* The segment size of a received message (UDP_GRO control message), or 0 when the
+ * message is one datagram. */
+uint16_t sock_udp_gro_size(struct msghdr *m);
+
 /* Appends a UDP_SEGMENT control message of <seg> bytes to <m>, whose control
  * buffer (msg_control, or <buf> when <m> has none) holds <cap> bytes. Returns
  * false if there is no room. */

@@ -109,6 +109,7 @@ void dataplane_stats(const struct dataplane *dp, struct worker_stats *out)
         out->udp_dgrams_out += s->udp_dgrams_out;
         out->udp_spp_dropped += s->udp_spp_dropped;
         out->udp_dropped += s->udp_dropped;
+        out->udp_gro_dgrams += s->udp_gro_dgrams;
         out->busy_polls += loop_busy_polls(dp->workers[i]->loop);
         out->busy_poll_briefs += loop_busy_poll_briefs(dp->workers[i]->loop);
         out->pipes_grown += dp->workers[i]->pipes.n_grown;

@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -858,6 +859,131 @@ def test_gso_refused_over_a_small_mtu_falls_back_to_single_datagrams(prism, netn
                 o.sendto(d, flow_addr)
         got = recv_up_to(c, len(run))
         assert got == run, f"run {run_no}: the client got {[g[:4] for g in got]} ({len(got)} of {len(run)})"
+    c.close()
+    o.close()
+
+
+# ---------------------------------------------------------------------------------
+# GRO: a run that arrives coalesced is read at once and keeps its datagrams
+
+UDP_SEGMENT = 104 - 1  # the socket option and cmsg type of a GSO send
+
+
+def send_gso(s, datagrams, dest=None):
+    """Sends <datagrams> (all of one size but the last, which may be shorter) as one
+    GSO send: over loopback the run reaches a UDP_GRO socket as one buffer."""
+    seg = len(datagrams[0])
+    cmsg = [(socket.IPPROTO_UDP, UDP_SEGMENT, struct.pack("@H", seg))]
+    payload = b"".join(datagrams)
+    n = s.sendmsg([payload], cmsg, 0, dest) if dest else s.sendmsg([payload], cmsg)
+    assert n == len(payload), f"the GSO send took {n} of {len(payload)} bytes"
+
+
+def gro_count(p):
+    c = counters(p)
+    assert c is not None and "prism_udp_gro_datagrams_total" in c, (
+        f"prism has no prism_udp_gro_datagrams_total counter: {sorted(c or {})}")
+    return c["prism_udp_gro_datagrams_total"]
+
+
+@pytest.mark.parametrize("pp", ["v2", "simple", "off"])
+def test_coalesced_runs_are_read_at_once_and_keep_their_datagrams(prism, ports, pp):
+    """A client's GSO send (QUIC and WireGuard peers send so) reaches prism's edge
+    socket, which has UDP_GRO on, as one buffer; prism reads it at once, counts its
+    datagrams in prism_udp_gro_datagrams_total, and each goes to the origin as it
+    was sent, with the header owed, the run as GSO sends of at most 64. The origin's
+    GSO replies come coalesced too, except to an SPP app, whose replies are checked
+    one by one, and reach the client datagram for datagram. Two runs: 20 datagrams of
+    100 bytes and one of 37, then the kernel's most, 128 of 10 bytes. Without GRO the
+    kernel cuts every run up first and the counter does not move."""
+    o = gro_socket()
+    eport = ports(hosts=("127.0.0.1",))
+    cfg = udp_cfg([udp_app("gro", eport, o.getsockname()[1], pp=pp)], idle_ms=10000, edge=("127.0.0.1",))
+    cfg.update(workers=1)
+    p = prism(cfg)
+    c = gro_socket(connect=("127.0.0.1", eport))
+    c.send(b"hello")  # the flow, and its PROXY v2 header, exist before the runs
+    first = recv_gro(o)
+    assert first is not None, "the origin got nothing"
+    flow_addr = first[1]
+    hl = SPP_LEN if pp == "simple" else 0
+    for size, count, last in ((100, 20, 37), (10, 128, None)):
+        run = [b"%03d" % i + bytes([65 + i % 26]) * (size - 3) for i in range(count)]
+        if last:
+            run.append(b"end" + b"z" * (last - 3))
+        before = gro_count(p)
+        send_gso(c, run)
+        got, sends = [], 0
+        while len(got) < len(run):
+            r = recv_gro(o)
+            assert r is not None, f"run of {size}: the origin got {len(got)} of {len(run)} datagrams"
+            data, _, seg = r
+            sends += 1
+            seg = seg or len(data)
+            got += [data[i : i + seg] for i in range(0, len(data), seg)]
+        assert drain_gro(o) == [], "the origin got more than was sent"
+        for i, d in enumerate(got):
+            if pp == "simple":
+                assert d[:2] == SPP_MAGIC.to_bytes(2, "big"), f"datagram {i} lacks its SPP header: {d[:40].hex()}"
+            assert d[hl:] == run[i], f"run of {size}, datagram {i}: {d[hl:hl + 8]!r}..., expected {run[i][:8]!r}..."
+        assert sends == -(-len(run) // 64), f"run of {size}: {sends} sends reached the origin, not GSO sends of 64"
+        assert gro_count(p) - before == len(run), (
+            f"run of {size}: prism_udp_gro_datagrams_total grew by {gro_count(p) - before}, not {len(run)}")
+
+        before = gro_count(p)
+        send_gso(o, got, flow_addr)  # SPP replies carry the header back, as they must
+        replies = []
+        while len(replies) < len(run):
+            r = recv_gro(c)
+            assert r is not None, f"run of {size}: the client got {len(replies)} of {len(run)} replies"
+            data, _, seg = r
+            seg = seg or len(data)
+            replies += [data[i : i + seg] for i in range(0, len(data), seg)]
+        assert replies == run, f"run of {size}: replies by size {[len(r) for r in replies]}"
+        assert drain_gro(c) == [], "the client got more than was sent"
+        grew = gro_count(p) - before
+        assert grew == (0 if pp == "simple" else len(run)), (
+            f"run of {size}: prism_udp_gro_datagrams_total grew by {grew} on the replies")
+    c.close()
+    o.close()
+
+
+def test_coalesced_runs_over_a_small_mtu_leave_datagram_by_datagram(prism, netns):
+    """A coalesced run of 1,400-byte datagrams cannot leave as one GSO send where the
+    route's MTU is 1,280 (the kernel answers EMSGSIZE); each datagram must still
+    arrive whole, as without GRO. In a namespace whose routes to the client
+    (127.0.0.2) and the origin (127.0.0.3) have that MTU (and take 127.0.0.1 as the
+    source, so that prism's flow socket is reached over the roomy route too), runs
+    sent with GSO to prism (127.0.0.1) must reach the other side datagram for
+    datagram, both ways, twice."""
+    ns = netns()
+    for host in ("127.0.0.2", "127.0.0.3"):
+        ns.run(["ip", "route", "add", "local", host, "dev", "lo", "table", "local", "src", "127.0.0.1",
+                "mtu", "lock", "1280"])
+    oport, eport = 17041, 17042
+    o = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    o.bind(("127.0.0.3", oport))
+    o.settimeout(3)
+    cfg = udp_cfg([udp_app("mtu-gro", eport, oport, origin_host="127.0.0.3")], idle_ms=10000, edge=("127.0.0.1",))
+    cfg.update(workers=1)
+    p = prism(cfg, netns=ns)
+    c = ns.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.bind(("127.0.0.2", 0))
+    c.connect(("127.0.0.1", eport))
+    c.settimeout(3)
+    c.send(b"hello")
+    _, flow_addr = o.recvfrom(70000)
+    assert flow_addr[0] == "127.0.0.1", f"prism's flow socket is {flow_addr}: its replies would meet the small MTU"
+    before = gro_count(p)
+    for run_no in range(2):
+        run = [(b"%d-%02d" % (run_no, i)).ljust(1400, b"g") for i in range(8)]
+        send_gso(c, run)
+        got = recv_up_to(o, len(run) + 1)
+        assert got == run, f"run {run_no}: the origin got {[(g[:4], len(g)) for g in got]}"
+        send_gso(o, run, flow_addr)
+        got = recv_up_to(c, len(run) + 1)
+        assert got == run, f"run {run_no}: the client got {[(g[:4], len(g)) for g in got]}"
+    assert gro_count(p) - before == 32, f"prism_udp_gro_datagrams_total grew by {gro_count(p) - before}, not 32"
     c.close()
     o.close()
 
