@@ -770,6 +770,9 @@ def write(res, path_out, results_path):
     if p.get("udp_refine_steps"):
         udp_extra += (", then %d more steps that bisect between the highest of those rates with "
                       "under 1%% loss and the next one, for the sustained rate" % p["udp_refine_steps"])
+    if p.get("udp_gso"):
+        udp_extra += ("; **the load tool sent each batch as one GSO send and took replies "
+                      "coalesced** (`UDP_GSO=1`, `udpload -G`), as QUIC and WireGuard peers do")
     if p.get("udp_late_ms"):
         udp_extra += ("; a reply that comes back more than %d ms after its datagram was sent "
                       "counts as lost, so a deep socket buffer cannot pass a rate the path does not "

@@ -33,6 +33,8 @@
 #   TESTS=idle,pingpong,bulk1,bulk8,connrate,udp   (run in this order on each target)
 #   TARGETS=direct,prism,haproxy-splice,haproxy-busy,haproxy,nginx,socat
 #   CONFIGS=1w,2w
+#   UDP_GSO=0            1: udpload sends its batches as GSO sends and takes replies
+#                        coalesced (-G), as QUIC and WireGuard peers do
 #   INSN=auto            auto, perf, callgrind or off
 #   SYSCALLS=auto        syscalls per connection and per GiB (perf tracepoints): auto or off
 #   REPORT=1             0: do not run bench/report.py at the end
@@ -71,6 +73,7 @@ SC_UDP_RATE=${SC_UDP_RATE:-20000} # datagrams/s of the syscall count's UDP workl
 UDP_RATES=${UDP_RATES:-20000,50000,75000,100000,125000,150000,200000,250000,300000,350000,400000}
 UDP_REFINE=${UDP_REFINE:-3} # bisection steps after the ladder (bench/udpload.c -b)
 UDP_LATE_MS=${UDP_LATE_MS:-50} # a reply later than this counts as lost (bench/udpload.c -l)
+UDP_GSO=${UDP_GSO:-0} # 1: the load tool sends each batch as one GSO send (bench/udpload.c -G)
 TESTS=${TESTS:-idle,pingpong,bulk1,bulk8,connrate,udp}
 TARGETS=${TARGETS:-direct,prism,haproxy-splice,haproxy-busy,haproxy,nginx,socat}
 CONFIGS=${CONFIGS:-1w,2w}
@@ -732,7 +735,7 @@ test_udp() {
     c0=$(proxy_cpu) t0=$(now_s)
     if out=$(run_load 120 "$OUT_DIR/udpload" -c "127.0.0.1:$PORT_UDP" -r "$UDP_RATES" \
         -d "$UDP_STEP_MS" -g "$UDP_GRACE_MS" -p 64 -s 64 -b "$UDP_REFINE" -l "$UDP_LATE_MS" \
-        2>"$TMP/load.err"); then
+        $([ "$UDP_GSO" = 1 ] && echo -G) 2>"$TMP/load.err"); then
         t1=$(now_s) c1=$(proxy_cpu)
         emit udp ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
     else
@@ -1025,11 +1028,11 @@ write_meta() {
     "$PY" - "$RESULTS" "$TS" "$QUICK" "$ROUNDS" "$ROUNDS_2W" "$TESTS" "$TARGETS" "$CONFIGS" \
         "$PRISM_BIN" "$BULK_S" "$CONN_S" "$PING_N" "$UDP_STEP_MS" "$UDP_RATES" "$IDLE_N" \
         "$INSN_CONNS" "$INSN_BYTES" "$UDP_REFINE" "$UDP_LATE_MS" "$PRISM_BUSY_POLL_US" \
-        "$PRISM_B_BIN" "$PRISM_B_BUSY_POLL_US" "$PRISM_B_LABEL" <<'EOF'
+        "$PRISM_B_BIN" "$PRISM_B_BUSY_POLL_US" "$PRISM_B_LABEL" "$UDP_GSO" <<'EOF'
 import json, os, platform, subprocess, sys
 (path, ts, quick, rounds, rounds2, tests, targets, configs, prism, bulk_s, conn_s, ping_n,
  udp_step, udp_rates, idle_n, insn_conns, insn_bytes, udp_refine, udp_late, busy,
- b_bin, b_busy, b_label) = sys.argv[1:]
+ b_bin, b_busy, b_label, udp_gso) = sys.argv[1:]
 def run(cmd):
     try:
         p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20)
@@ -1048,6 +1051,7 @@ meta = {
                "connrate_in_flight": 64, "message_bytes": 64, "pingpong_round_trips": int(ping_n),
                "udp_step_ms": int(udp_step), "udp_rates": [int(r) for r in udp_rates.split(",")],
                "udp_ports": 64, "udp_refine_steps": int(udp_refine), "udp_late_ms": int(udp_late),
+               "udp_gso": udp_gso == "1",
                "idle_n": [int(n) for n in idle_n.split(",")],
                "insn_conns": int(insn_conns), "insn_bytes": insn_bytes},
     "machine": {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),

@@ -18,9 +18,13 @@
  * steps in a row with over 50% loss end the ladder early. With -b N, N more steps then
  * bisect between the highest ladder rate that held and the next one, which did not, so
  * the sustained rate is not only as fine as the ladder; they are marked "refine" in the
- * output. Prints one JSON object. */
+ * output. With -G each batch leaves as one GSO send (UDP_SEGMENT) and the sockets take
+ * replies coalesced (UDP_GRO), as QUIC and WireGuard peers do: over loopback the proxy's
+ * edge socket then receives each batch as one buffer if it asks for GRO, and as separate
+ * datagrams otherwise. Prints one JSON object. */
 #include "bench.h"
 
+#include <netinet/udp.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/epoll.h>
@@ -28,7 +32,7 @@
 
 #define USAGE                                                                                      \
     "udpload -c 127.0.0.1:port [-r 20000,50000,...] [-d step_ms] [-g grace_ms] [-p ports] [-s "    \
-    "bytes] [-b refine_steps] [-l late_ms]"
+    "bytes] [-b refine_steps] [-l late_ms] [-G]"
 #define MAX_STEPS 32
 #define MAX_PORTS 1024
 #define BATCH 16
@@ -60,6 +64,7 @@ static long n_socks = 64;
 static long msg_len = 64;
 static uint64_t bad_replies;
 static uint64_t late_ns = 50000000u;
+static bool is_gso; /* -G */
 
 static long parse_rates(char *s)
 {
@@ -78,9 +83,43 @@ static long parse_rates(char *s)
     return n;
 }
 
+/* Counts one reply of <len> bytes at <p>. */
+static void count_reply(const char *p, size_t len, uint64_t now)
+{
+    struct payload pl;
+
+    if (len < sizeof(pl)) {
+        bad_replies++;
+        return;
+    }
+    memcpy(&pl, p, sizeof(pl));
+    if (pl.magic != MAGIC || pl.step >= (uint32_t)n_steps) {
+        bad_replies++;
+        return;
+    }
+    if (now - pl.sent_ns > late_ns)
+        steps[pl.step].late++;
+    else
+        steps[pl.step].recv++;
+}
+
+/* The segment size of a coalesced reply (UDP_GRO), or 0. */
+static size_t gro_size(struct msghdr *m)
+{
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+        if (cm->cmsg_level == IPPROTO_UDP && cm->cmsg_type == UDP_GRO) {
+            int seg;
+            memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
+            return seg > 0 ? (size_t)seg : 0;
+        }
+    }
+    return 0;
+}
+
 static void drain(int fd)
 {
-    static char bufs[RECV_BATCH][MAX_DGRAM];
+    static char bufs[RECV_BATCH][65536];
+    static char ctrl[RECV_BATCH][CMSG_SPACE(sizeof(int))];
     static struct iovec iov[RECV_BATCH];
     static struct mmsghdr msgs[RECV_BATCH];
     uint64_t now;
@@ -90,31 +129,26 @@ static void drain(int fd)
 
         for (int i = 0; i < RECV_BATCH; i++) {
             iov[i].iov_base = bufs[i];
-            iov[i].iov_len = MAX_DGRAM;
+            iov[i].iov_len = sizeof(bufs[i]);
             memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
             msgs[i].msg_hdr.msg_iov = &iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
+            msgs[i].msg_hdr.msg_control = ctrl[i];
+            msgs[i].msg_hdr.msg_controllen = sizeof(ctrl[i]);
         }
         n = recvmmsg(fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             return;
         now = now_ns();
         for (int i = 0; i < n; i++) {
-            struct payload p;
+            size_t len = msgs[i].msg_len, seg = gro_size(&msgs[i].msg_hdr);
 
-            if (msgs[i].msg_len < sizeof(p)) {
-                bad_replies++;
+            if (seg == 0 || seg >= len) {
+                count_reply(bufs[i], len, now);
                 continue;
             }
-            memcpy(&p, bufs[i], sizeof(p));
-            if (p.magic != MAGIC || p.step >= (uint32_t)n_steps) {
-                bad_replies++;
-                continue;
-            }
-            if (now - p.sent_ns > late_ns)
-                steps[p.step].late++;
-            else
-                steps[p.step].recv++;
+            for (size_t off = 0; off < len; off += seg)
+                count_reply(bufs[i] + off, len - off < seg ? len - off : seg, now);
         }
         if (n < RECV_BATCH)
             return;
@@ -142,6 +176,10 @@ static void send_batch(struct step *st, uint32_t s, int count, long *next_sock)
     struct mmsghdr msgs[BATCH];
     int fd = socks[*next_sock], m;
     uint64_t now = now_ns();
+    union {
+        char buf[CMSG_SPACE(sizeof(uint16_t))];
+        struct cmsghdr align;
+    } ctrl;
 
     *next_sock = (*next_sock + 1) % n_socks;
     for (int i = 0; i < count; i++) {
@@ -155,7 +193,23 @@ static void send_batch(struct step *st, uint32_t s, int count, long *next_sock)
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    m = sendmmsg(fd, msgs, (unsigned)count, MSG_DONTWAIT);
+    if (is_gso && count > 1) {
+        /* One message: the batch's datagrams as the iovecs, cut by the kernel. */
+        struct cmsghdr *cm;
+        uint16_t seg = (uint16_t)msg_len;
+
+        msgs[0].msg_hdr.msg_iovlen = (size_t)count;
+        msgs[0].msg_hdr.msg_control = ctrl.buf;
+        msgs[0].msg_hdr.msg_controllen = sizeof(ctrl.buf);
+        cm = CMSG_FIRSTHDR(&msgs[0].msg_hdr);
+        cm->cmsg_level = IPPROTO_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(seg));
+        memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+        m = sendmmsg(fd, msgs, 1, MSG_DONTWAIT) == 1 ? count : 0;
+    } else {
+        m = sendmmsg(fd, msgs, (unsigned)count, MSG_DONTWAIT);
+    }
     if (m < 0)
         m = 0;
     st->sent += (uint64_t)m;
@@ -210,7 +264,7 @@ int main(int argc, char **argv)
     bool have_dst = false;
     int opt, ep;
 
-    while ((opt = getopt(argc, argv, "c:r:d:g:p:s:b:l:")) != -1) {
+    while ((opt = getopt(argc, argv, "c:r:d:g:p:s:b:l:G")) != -1) {
         switch (opt) {
         case 'c':
             if (parse_hostport(optarg, &dst) != 0)
@@ -237,6 +291,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             late_ns = (uint64_t)parse_long(optarg, 10000, USAGE) * 1000000u;
+            break;
+        case 'G':
+            is_gso = true;
             break;
         default:
             die_usage("unknown option", USAGE);
@@ -267,6 +324,11 @@ int main(int argc, char **argv)
         if (socks[i] == -1)
             die_errno("socket");
         setsockopt(socks[i], SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+        if (is_gso) {
+            int one = 1;
+            if (setsockopt(socks[i], IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == -1)
+                die_errno("setsockopt UDP_GRO");
+        }
         if (connect(socks[i], (struct sockaddr *)&dst, sizeof(dst)) == -1)
             die_errno("connect");
         if (epoll_ctl(ep, EPOLL_CTL_ADD, socks[i], &ev) == -1)
