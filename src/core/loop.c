@@ -57,7 +57,12 @@
  * over its of 1.13, 1.03, 0.98 and 0.95. Then with streaming directions kept in splice
  * (tunnel.c), 5 rounds, blocking at once against 20 us: 0.96 and 1.07 in throughput,
  * 1.09 and 0.93 per core; prism's own Gbit/s per core 34.1 and 28.1 (1 stream), 31.8
- * and 27.2 (8).
+ * and 27.2 (8). On an Intel Xeon of the same machine kind (2026-12-07), 9 rounds with
+ * both builds in the same rounds (bench/run.sh's prism-b), 20 us against blocking at
+ * once: 22.9 and 20.3 Gbit/s on 1 stream, 23.1 and 19.8 on 8 (each better in 6 of 9
+ * rounds), 38.8 and 57.9 Gbit/s per busy core on 1 stream. Runs of the two builds
+ * taken one after the other instead had pointed the other way: on this machine the
+ * noise between runs is larger than the effect.
  * No window meets both 1-stream targets of issue #5 (throughput at least haproxy-splice's
  * and 1.25 times its Gbit/s per core); 20 us keeps the throughput. */
 #define LOOP_BRIEF_POLL_NS 20000u
