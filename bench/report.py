@@ -727,6 +727,14 @@ def where_the_time_goes(res, cfg, med, out):
                 "the other core wrote (udp_recvmsg 4.2%% against 1.3%%, spin lock hand-offs "
                 "3.8%% against 1.6%%). No proxy on another core can spare the load side that "
                 "work." % worst)
+        udp_bound += (
+            " prism's sockets take coalesced runs (UDP_GRO); this ladder's load tool sends "
+            "datagram by datagram, so nothing here arrives coalesced. With the load tool "
+            "sending each batch as one GSO send (`UDP_GSO=1`; 2026-12-07, 5 rounds, this "
+            "build against one without UDP_GRO as prism-b) the sustained rate was the same, "
+            "248,991 against 242,978 datagrams/s, both bound by the load side, and prism "
+            "echoed 162,491 datagrams per CPU-second against 134,202 (better in 4 of 5 "
+            "rounds).")
         lines.append(
             "**UDP**: the load tool and the echo origin share CPU 1; direct reached %s "
             "datagrams/s (between rounds %s), prism %s (%s), nginx %s (%s).%s%s" % (
