@@ -173,17 +173,19 @@ class Results:
         self.metrics[-2:-2] = idle_metrics(ns)
         self.idle_ns = ns
 
-    def values(self, config, target, metric):
+    def each(self, config, target, metric):
+        """(record, value) for each ok record of <metric>'s test that yields a value."""
         key, test, _, _, _, get = metric
-        out = []
         for r in self.ok.get((config, target, test), []):
             try:
                 v = get(r)
             except (KeyError, TypeError, ZeroDivisionError):
                 v = None
             if v is not None:
-                out.append(v)
-        return out
+                yield r, v
+
+    def values(self, config, target, metric):
+        return [v for _, v in self.each(config, target, metric)]
 
     def median(self, config, target, metric):
         v = self.values(config, target, metric)
@@ -563,24 +565,14 @@ def ab_section(res, out):
     for cfg in res.configs:
         rows = []
         for m in res.metrics:
-            key, test, label, unit, better, get = m
+            key, _, label, unit, better, _ = m
             if better is None or key.startswith(("slab_", "sock_")):
                 continue
             ma, mb = res.median(cfg, "prism", m), res.median(cfg, "prism-b", m)
             if ma is None or mb is None:
                 continue
-
-            def by_round(t):
-                out_ = {}
-                for r in res.ok.get((cfg, t, test), []):
-                    try:
-                        v = get(r)
-                    except (KeyError, TypeError, ZeroDivisionError):
-                        v = None
-                    if v is not None:
-                        out_[r["round"]] = v
-                return out_
-            ra, rb = by_round("prism"), by_round("prism-b")
+            ra = {r["round"]: v for r, v in res.each(cfg, "prism", m)}
+            rb = {r["round"]: v for r, v in res.each(cfg, "prism-b", m)}
             both = sorted(set(ra) & set(rb))
             wins = sum(1 for r in both if (rb[r] > ra[r] if better == "high" else rb[r] < ra[r]))
             rows.append("| %s %s | %s | %s | %s | %s | %d of %d |" % (
