@@ -132,7 +132,6 @@ struct udp_state {
     struct iovec iovs[FLOW_BATCH];
     struct sockaddr_storage names[FLOW_BATCH];
     uint8_t ctrl[FLOW_BATCH][96];       /* IP_PKTINFO or IPV6_PKTINFO, and UDP_GRO */
-    uint16_t gro_seg[FLOW_BATCH];       /* a coalesced message's segment size; 0: one datagram */
     struct flow_dgram dg[FLOW_FWD_MAX]; /* a run of one client's datagrams */
     struct mmsghdr fwd[FLOW_FWD_MAX];   /* the run, as messages to its origin */
     unsigned fwd_n[FLOW_FWD_MAX];       /* datagrams in each message; more than one: GSO */
@@ -297,6 +296,15 @@ static unsigned msg_dgrams(size_t len, size_t seg)
     return seg && len > seg ? (unsigned)((len + seg - 1) / seg) : 1;
 }
 
+/* The segment size of received message <mm> if the kernel coalesced a run into it
+ * (UDP_GRO), else 0. */
+static uint16_t gro_seg(struct mmsghdr *mm)
+{
+    uint16_t seg = sock_udp_gro_size(&mm->msg_hdr);
+
+    return seg < mm->msg_len ? seg : 0;
+}
+
 /* --- origin -> client --- */
 
 /* Lays out the queued replies [i, end), which all leave from one edge socket, as
@@ -415,7 +423,6 @@ static void out_flush(struct udp_state *st)
             for (unsigned r = 0; r < q->send_n[0]; r++)
                 w->stats.udp_dropped += out_dgrams(q, i++);
         }
-        i = end;
     }
     q->len = 0;
 }
@@ -503,10 +510,8 @@ static void on_origin_readable(struct loop *loop, struct loop_io *io, uint32_t e
             uint8_t *p = q->bufs[i];
             size_t len = q->msgs[i].msg_len;
             /* Only sockets without SPP coalesce (flow_new): an SPP reply is one datagram. */
-            uint16_t seg = sock_udp_gro_size(&q->msgs[i].msg_hdr);
+            uint16_t seg = gro_seg(&q->msgs[i]);
 
-            if (seg >= len)
-                seg = 0;
             if (seg)
                 f->w->stats.udp_gro_dgrams += msg_dgrams(len, seg);
             f->origin_bytes += len;
@@ -733,10 +738,12 @@ static void flow_forward(struct flow *f, struct udp_state *st, unsigned i, unsig
 
     for (unsigned m = i; m < i + k; m++) {
         uint8_t *p = st->iovs[m].iov_base;
-        size_t len = st->msgs[m].msg_len, seg = st->gro_seg[m] ? st->gro_seg[m] : len, off = 0;
+        size_t len = st->msgs[m].msg_len, seg = gro_seg(&st->msgs[m]), off = 0;
 
-        if (st->gro_seg[m])
+        if (seg)
             f->w->stats.udp_gro_dgrams += msg_dgrams(len, seg);
+        else
+            seg = len;
         do { /* an empty datagram is one datagram too */
             size_t l = len - off < seg ? len - off : seg;
 
@@ -814,10 +821,6 @@ static void on_edge_readable(struct loop *loop, struct loop_io *io, uint32_t eve
         n = recvmmsg(io->fd, st->msgs, FLOW_BATCH, MSG_DONTWAIT, NULL);
         if (n == -1)
             return; /* EAGAIN, or an error queued on an unconnected socket */
-        for (int i = 0; i < n; i++) {
-            uint16_t seg = sock_udp_gro_size(&st->msgs[i].msg_hdr);
-            st->gro_seg[i] = seg < st->msgs[i].msg_len ? seg : 0;
-        }
         for (int i = 0; i < n;) {
             struct sockaddr_storage edge, *client = &st->names[i];
             struct flow *f;
@@ -831,7 +834,7 @@ static void on_edge_readable(struct loop *loop, struct loop_io *io, uint32_t eve
             if (!f)
                 f = flow_new(w, ul, hash, client, &edge);
             if (!f) {
-                w->stats.udp_dropped += msg_dgrams(st->msgs[i].msg_len, st->gro_seg[i]);
+                w->stats.udp_dropped += msg_dgrams(st->msgs[i].msg_len, gro_seg(&st->msgs[i]));
                 i++;
                 continue;
             }
