@@ -713,6 +713,12 @@ def recv_gro(s, timeout=3):
     return data, peer, seg
 
 
+def cut(data, seg):
+    """The datagrams of one received buffer with segment size <seg> (None: one)."""
+    seg = seg or len(data)
+    return [data[i : i + seg] for i in range(0, len(data), seg)] if data else [b""]
+
+
 def drain_gro(s):
     """Every datagram waiting on s, cut at the segment sizes."""
     out = []
@@ -720,9 +726,23 @@ def drain_gro(s):
         r = recv_gro(s, QUIET)
         if r is None:
             return out
-        data, _, seg = r
-        seg = seg or len(data)
-        out += [data[i : i + seg] for i in range(0, len(data), seg)] if data else [b""]
+        out += cut(r[0], r[2])
+
+
+def gro_flow(prism, ports, app_id, pp):
+    """prism (1 worker) with one UDP app in front of a UDP_GRO origin socket, and a
+    UDP_GRO client whose flow, with its PROXY v2 header, already exists: (prism,
+    client, origin, the flow's address as the origin sees it)."""
+    o = gro_socket()
+    eport = ports(hosts=("127.0.0.1",))
+    cfg = udp_cfg([udp_app(app_id, eport, o.getsockname()[1], pp=pp)], idle_ms=10000, edge=("127.0.0.1",))
+    cfg.update(workers=1)
+    p = prism(cfg)
+    c = gro_socket(connect=("127.0.0.1", eport))
+    c.send(b"hello")
+    first = recv_gro(o)
+    assert first is not None, "the origin got nothing"
+    return p, c, o, first[1]
 
 
 @pytest.mark.parametrize("pp", ["v2", "simple", "off"])
@@ -733,16 +753,7 @@ def test_a_run_of_equal_datagrams_leaves_in_one_gso_send(prism, ports, pp):
     each run as one datagram with the segment size (100, or 138 with the SPP header
     on each). Without GSO loopback delivers eight datagrams, and this fails. Prism
     is stopped (SIGSTOP) while the run queues, so that it is read in one batch."""
-    o = gro_socket()
-    eport = ports(hosts=("127.0.0.1",))
-    cfg = udp_cfg([udp_app("gso", eport, o.getsockname()[1], pp=pp)], idle_ms=10000, edge=("127.0.0.1",))
-    cfg.update(workers=1)
-    p = prism(cfg)
-    c = gro_socket(connect=("127.0.0.1", eport))
-    c.send(b"hello")  # the flow, and its PROXY v2 header, exist before the run
-    first = recv_gro(o)
-    assert first is not None, "the origin got nothing"
-    flow_addr = first[1]
+    p, c, o, flow_addr = gro_flow(prism, ports, "gso", pp)
     hl = SPP_LEN if pp == "simple" else 0
     run = [b"%03d" % i + bytes([65 + i]) * 97 for i in range(8)]
 
@@ -879,6 +890,18 @@ def send_gso(s, datagrams, dest=None):
     assert n == len(payload), f"the GSO send took {n} of {len(payload)} bytes"
 
 
+def recv_run(s, n, what):
+    """At least <n> datagrams from s, cut at the segment sizes, and how many receives
+    they took; fails naming <what> if they do not come."""
+    got, receives = [], 0
+    while len(got) < n:
+        r = recv_gro(s)
+        assert r is not None, f"{what}: got {len(got)} of {n} datagrams"
+        receives += 1
+        got += cut(r[0], r[2])
+    return got, receives
+
+
 def gro_count(p):
     c = counters(p)
     assert c is not None and "prism_udp_gro_datagrams_total" in c, (
@@ -896,16 +919,7 @@ def test_coalesced_runs_are_read_at_once_and_keep_their_datagrams(prism, ports, 
     one by one, and reach the client datagram for datagram. Two runs: 20 datagrams of
     100 bytes and one of 37, then the kernel's most, 128 of 10 bytes. Without GRO the
     kernel cuts every run up first and the counter does not move."""
-    o = gro_socket()
-    eport = ports(hosts=("127.0.0.1",))
-    cfg = udp_cfg([udp_app("gro", eport, o.getsockname()[1], pp=pp)], idle_ms=10000, edge=("127.0.0.1",))
-    cfg.update(workers=1)
-    p = prism(cfg)
-    c = gro_socket(connect=("127.0.0.1", eport))
-    c.send(b"hello")  # the flow, and its PROXY v2 header, exist before the runs
-    first = recv_gro(o)
-    assert first is not None, "the origin got nothing"
-    flow_addr = first[1]
+    p, c, o, flow_addr = gro_flow(prism, ports, "gro", pp)
     hl = SPP_LEN if pp == "simple" else 0
     for size, count, last in ((100, 20, 37), (10, 128, None)):
         run = [b"%03d" % i + bytes([65 + i % 26]) * (size - 3) for i in range(count)]
@@ -913,14 +927,7 @@ def test_coalesced_runs_are_read_at_once_and_keep_their_datagrams(prism, ports, 
             run.append(b"end" + b"z" * (last - 3))
         before = gro_count(p)
         send_gso(c, run)
-        got, sends = [], 0
-        while len(got) < len(run):
-            r = recv_gro(o)
-            assert r is not None, f"run of {size}: the origin got {len(got)} of {len(run)} datagrams"
-            data, _, seg = r
-            sends += 1
-            seg = seg or len(data)
-            got += [data[i : i + seg] for i in range(0, len(data), seg)]
+        got, sends = recv_run(o, len(run), f"run of {size}: the origin")
         assert drain_gro(o) == [], "the origin got more than was sent"
         for i, d in enumerate(got):
             if pp == "simple":
@@ -932,13 +939,7 @@ def test_coalesced_runs_are_read_at_once_and_keep_their_datagrams(prism, ports, 
 
         before = gro_count(p)
         send_gso(o, got, flow_addr)  # SPP replies carry the header back, as they must
-        replies = []
-        while len(replies) < len(run):
-            r = recv_gro(c)
-            assert r is not None, f"run of {size}: the client got {len(replies)} of {len(run)} replies"
-            data, _, seg = r
-            seg = seg or len(data)
-            replies += [data[i : i + seg] for i in range(0, len(data), seg)]
+        replies, _ = recv_run(c, len(run), f"run of {size}: the client")
         assert replies == run, f"run of {size}: replies by size {[len(r) for r in replies]}"
         assert drain_gro(c) == [], "the client got more than was sent"
         grew = gro_count(p) - before
