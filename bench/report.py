@@ -53,6 +53,15 @@ def udp_recv(r):
     return sum(s["recv"] for s in r["data"]["steps"])
 
 
+def load_busy(r):
+    """Busy share of the pinned load CPU during the test (1w only; run.sh load_ticks)."""
+    return r.get("load_cpu_busy")
+
+
+def load_metric(key, test, label):
+    return (key, test, label + ": load CPU busy", "cores", None, load_busy)
+
+
 def bulk_metrics(test, label):
     return [
         (test + "_gbps", test, label, "Gbit/s", "high", lambda r: r["data"]["bps"] / 1e9),
@@ -60,6 +69,7 @@ def bulk_metrics(test, label):
          lambda r: per_core(r["data"]["bytes"] * 8 / 1e9, r)),
         (test + "_busy", test, label + ": proxy cores busy", "cores", None,
          lambda r: cpu(r) / r["wall_s"] if cpu(r) is not None and r["wall_s"] else None),
+        load_metric(test + "_load", test, label),
     ]
 
 
@@ -78,12 +88,14 @@ METRICS = (
          lambda r: r["data"]["connect_p99_us"]),
         ("txn_p99", "connrate", "Connect+request+reply p99", "us", "low",
          lambda r: r["data"]["txn_p99_us"]),
+        load_metric("conn_load", "connrate", "New connections"),
         ("conn_err", "connrate", "Failed connections", "count", "low",
          lambda r: sum(r["data"][k] for k in ("err_connect", "err_reset", "err_timeout", "err_addr"))),
         ("rtt_p50", "pingpong", "Ping-pong 64 B round trip p50", "us", "low",
          lambda r: r["data"]["rtt_p50_us"]),
         ("rtt_p99", "pingpong", "Ping-pong 64 B round trip p99", "us", "low",
          lambda r: r["data"]["rtt_p99_us"]),
+        load_metric("rtt_load", "pingpong", "Ping-pong"),
         ("udp_rate", "udp", "UDP 64 B echo, sustained (<1% loss)", "datagrams/s", "high",
          lambda r: r["data"]["sustained_rate"]),
         ("udp_core", "udp", "UDP datagrams echoed per proxy CPU-second", "datagrams/s per core",
@@ -600,6 +612,9 @@ def where_the_time_goes(res, cfg, med, out):
     def peers_us(key):  # the peers' medians of <key>, in µs
         return peers_list(lambda t: fmt(med(t, key)) + " µs" if med(t, key) is not None else None)
 
+    def pct(v):
+        return "%.0f%%" % (100 * v) if v is not None else None
+
     lines = []
     sc = res.syscalls
 
@@ -614,6 +629,16 @@ def where_the_time_goes(res, cfg, med, out):
         d = sc.get(t) or {}
         n = workload_units(d)["conns"]
         return fmt(d["conns_segs"] / n) if n and d.get("conns_segs") is not None else None
+
+    def load_cpu(key, what):  # how busy the load CPU was, where this run measured it
+        if med("prism", key) is None:
+            return ("this run did not measure it; in a check by hand (2026-12-04, AMD EPYC) "
+                    "CPU 1 was busy a median 100%% of each 250 ms sample during prism's %s."
+                    % what)
+        return ("CPU 1 (the load tools and origins) was busy a median %s of the time during "
+                "prism's %s (direct %s; %s)." % (
+                    pct(med("prism", key)), what, pct(med("direct", key)),
+                    peers_list(lambda t: pct(med(t, key)))))
 
     if sc.get("prism"):
         lines.append(
@@ -642,14 +667,11 @@ def where_the_time_goes(res, cfg, med, out):
                 "on its next loop. prism's p50 of %s µs is of the order of direct's %s µs, "
                 "not of the peers' (%s), "
                 "since at prism's rate, as without a proxy, the load side's CPU is the one "
-                "that is saturated: in a check by hand (2026-12-04, on the AMD EPYC this "
-                "machine kind then was; /proc/stat every "
-                "250 ms) CPU 1 was busy a median 100%% of each sample (92–100%%) during "
-                "prism's connection test, 92%% (92–96%%) during haproxy-splice's and 96%% "
-                "during nginx's. The whole exchange's p99 is what a "
+                "that is saturated: %s The whole exchange's p99 is what a "
                 "client waits for: prism %s µs (%s)." % (
                     fmt(med("prism", "conn_p50")), fmt(med("direct", "conn_p50")),
-                    peers_us("conn_p50"), fmt(med("prism", "txn_p99")), peers_us("txn_p99")))
+                    peers_us("conn_p50"), load_cpu("conn_load", "connection test"),
+                    fmt(med("prism", "txn_p99")), peers_us("txn_p99")))
         if segs("prism"):
             lines[-1] += (
                 " TCP segments per connection, counted for all endpoints (Tcp OutSegs in "
@@ -677,12 +699,14 @@ def where_the_time_goes(res, cfg, med, out):
             "stream. The rest is the kernel's work per "
             "byte: moving pages into and out of a pipe, and the receivers' TCP work that "
             "runs in prism's softirq, the same for every splicing proxy however few "
-            "syscalls it makes. A "
+            "syscalls it makes. %s A "
             "streaming direction stays in splice after it drained its source, so a bulk "
             "stream is not copied through user space (prism_tcp_copied_bytes_total). Syscalls "
             "per GiB besides epoll_wait: prism %s (%s)." % (
                 fmt(med("prism", "bulk1_busy"), "cores"),
                 peers_list(lambda t: fmt(med(t, "bulk1_busy"), "cores") if med(t, "bulk1_busy") is not None else None),
+                "On 1 stream " + load_cpu("bulk1_load", "1-stream test")
+                + " On 8 streams " + load_cpu("bulk8_load", "8-stream test"),
                 rest("prism", "bulk"), peers_list(lambda t: rest(t, "bulk"))))
     lines.append(
         "**Ping-pong** p99 between rounds: prism %s µs, %s." % (
@@ -794,6 +818,9 @@ def write(res, path_out, results_path):
                "`bench/echo_origin.c` (epoll echo, TCP and UDP) and `iperf3 -s`. The proxy's CPU "
                "time (utime+stime of its processes and reaped children, from `/proc/PID/stat`) "
                "is read around each test; *per busy proxy core* divides the work done by it. "
+               "With 1 worker, the busy share of the load CPU (CPU 1, from `/proc/stat`) is "
+               "read around the ping-pong, bulk and connection tests too: a load side that is "
+               "busy all the time is what bounds the figure, not the proxy. "
                "On loopback the kernel runs much of a TCP receive in the sender's context, so "
                "the CPU charged to a proxy is its own syscalls and what its sends deliver; that "
                "rule is the same for every target, and splicing proxies gain the most from it." % (

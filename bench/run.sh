@@ -20,8 +20,10 @@
 # machine noise (this machine is shared with compiles) hits every target alike, and runs
 # the tests on it: idle (memory per idle connection), pingpong (latency), connrate (new
 # connections/s), bulk1 and bulk8 (iperf3, 1 and 8 streams), udp (echo at a rate ladder).
-# The proxy's CPU time is read from /proc around every test. Then, once, instruction counts
-# per connection and per GiB (perf stat if the CPU counts instructions here, else callgrind).
+# The proxy's CPU time is read from /proc around every test, and with 1 worker how busy the
+# load CPU was (load_ticks: a saturated load side bounds the figure). Then, once,
+# instruction counts per connection and per GiB (perf stat if the CPU counts instructions
+# here, else callgrind).
 #
 # Results: build/bench/results-<timestamp>.jsonl (one JSON object per line), then
 # bench/report.py writes docs/BENCHMARKS.md from them.
@@ -298,6 +300,26 @@ cpu_seconds() {
     ticks_to_s $((u + k))
 }
 
+# Prints "BUSY TOTAL" clock ticks of the load CPUs so far (LOAD_CPUS, a comma list; nothing
+# when the load is not pinned), from /proc/stat: of user nice system idle iowait irq softirq
+# steal, idle and iowait are the idle ones. Says whether a load tool had CPU left.
+load_ticks() {
+    [ -n "$LOAD_CPUS" ] || return 0
+    awk -v cpus=",$LOAD_CPUS," '$1 ~ /^cpu[0-9]+$/ && index(cpus, "," substr($1, 4) ",") {
+        for (i = 2; i <= 9; i++) all += $i; idle += $5 + $6 } END { print all - idle, all }' /proc/stat
+}
+
+# Sets LOAD_BUSY (emit records it) to the busy fraction of the load CPUs between the
+# load_ticks reading $1 and now.
+load_busy_since() {
+    local b1 a1
+    LOAD_BUSY=""
+    [ -n "$1" ] || return 0
+    read -r b1 a1 < <(load_ticks)
+    LOAD_BUSY=$(awk -v s="$1" -v b="$b1" -v a="$a1" 'BEGIN { split(s, x, " ");
+        if (a > x[2]) printf "%.3f", (b - x[1]) / (a - x[2]) }')
+}
+
 # Prints "PSS_KB RSS_KB" summed over the target's processes.
 mem_kb() {
     local r p pss=0 rss=0 a b
@@ -335,14 +357,17 @@ RESULTS=$OUT_DIR/results-$TS.jsonl
 
 # emit TEST STATUS WALL CPU DATA [REASON]: appends one result record.
 emit() {
-    local test=$1 status=$2 wall=$3 cpu=$4 data=$5 reason=${6:-}
+    local test=$1 status=$2 wall=$3 cpu=$4 data=$5 reason=${6:-} load=${LOAD_BUSY:-}
+    LOAD_BUSY=""
     "$PY" - "$RESULTS" "$CONFIG" "$ROUND" "$ORDER" "$TARGET" "$test" "$status" "$wall" "$cpu" \
-        "$data" "$reason" <<'EOF'
+        "$data" "$reason" "$load" <<'EOF'
 import json, sys
-(path, config, rnd, order, target, test, status, wall, cpu, data, reason) = sys.argv[1:]
+(path, config, rnd, order, target, test, status, wall, cpu, data, reason, load) = sys.argv[1:]
 rec = {"type": "result", "config": config, "round": int(rnd), "order": int(order),
        "target": target, "test": test, "status": status,
        "wall_s": float(wall) if wall else None, "proxy_cpu_s": float(cpu) if cpu else None}
+if load:
+    rec["load_cpu_busy"] = float(load)  # busy fraction of the pinned load CPUs
 try:
     rec["data"] = json.loads(data) if data else None
 except ValueError:
@@ -669,9 +694,10 @@ quiesce() {
 }
 
 test_pingpong() {
-    local c0 c1 t0 t1 out
-    c0=$(proxy_cpu) t0=$(now_s)
+    local c0 c1 t0 t1 l0 out
+    c0=$(proxy_cpu) t0=$(now_s) l0=$(load_ticks)
     if out=$(run_load 60 "$OUT_DIR/pingpong" -c "127.0.0.1:$PORT_ECHO" -n "$PING_N" -w "$PING_WARM" 2>"$TMP/load.err"); then
+        load_busy_since "$l0"
         t1=$(now_s) c1=$(proxy_cpu)
         emit pingpong ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
     else
@@ -680,9 +706,10 @@ test_pingpong() {
 }
 
 test_connrate() {
-    local c0 c1 t0 t1 out
-    c0=$(proxy_cpu) t0=$(now_s)
+    local c0 c1 t0 t1 l0 out
+    c0=$(proxy_cpu) t0=$(now_s) l0=$(load_ticks)
     if out=$(run_load $((CONN_S + 30)) "$OUT_DIR/connrate" -c "127.0.0.1:$PORT_ECHO" -d "$CONN_S" -k 64 -s 64 2>"$TMP/load.err"); then
+        load_busy_since "$l0"
         t1=$(now_s) c1=$(proxy_cpu)
         emit connrate ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
     else
@@ -703,7 +730,7 @@ print(json.dumps({"bps": r["bits_per_second"], "bytes": r["bytes"], "seconds": r
 }
 
 test_bulk() { # TEST STREAMS
-    local test=$1 streams=$2 srv c0 c1 t0 t1 out
+    local test=$1 streams=$2 srv c0 c1 t0 t1 l0 out
     bg iperf3-server "$LOAD_CPUS" timeout -k 2 $((BULK_S + 40)) iperf3 -s -1 -p "$IPERF_PORT"
     srv=$BG_PID
     if ! wait_listen tcp "$IPERF_PORT" "$srv" 10; then
@@ -711,9 +738,10 @@ test_bulk() { # TEST STREAMS
         stop_tree "$srv" 2
         return
     fi
-    c0=$(proxy_cpu) t0=$(now_s)
+    c0=$(proxy_cpu) t0=$(now_s) l0=$(load_ticks)
     if run_load $((BULK_S + 30)) iperf3 -c 127.0.0.1 -p "$PORT_BULK" -t "$BULK_S" -P "$streams" -J \
         >"$TMP/iperf.json" 2>"$TMP/load.err" && out=$(iperf_summary <"$TMP/iperf.json" 2>"$TMP/load.err"); then
+        load_busy_since "$l0"
         t1=$(now_s) c1=$(proxy_cpu)
         emit "$test" ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
     else
