@@ -779,12 +779,19 @@ def write(res, path_out, results_path):
                    "tests. It proves the harness works; its numbers are not for comparison. "
                    "Run `make bench` for the real table.")
         out.append("")
-    busy = mach.get("loadavg_start", "").split()[:1]
-    if busy and float(busy[0]) > 0.5:
-        out.append("> The machine was busy when the run started (load average %s): other work "
-                   "shares both cores, so absolute figures are noisy; interleaved rounds spread "
-                   "that noise over every target, and the ratios are the figures to read." %
-                   mach.get("loadavg_start"))
+    busy = mach.get("cpu_busy_start")
+    load = mach.get("loadavg_start", "").split()[:1]
+    if busy is not None and busy > 0.1:
+        start = ("Other work was running when the run started: %.0f%% of the machine's CPU "
+                 "time was busy in the second before it." % (100 * busy))
+    elif busy is None and load and float(load[0]) > 0.5:  # results from before cpu_busy_start
+        start = ("The load average was %s when the run started, so other work may have been "
+                 "running." % mach.get("loadavg_start"))
+    else:
+        start = ""
+    if start:
+        out.append("> %s Absolute figures are noisy; interleaved rounds spread that noise over "
+                   "every target, and the ratios are the figures to read." % start)
         out.append("")
     out.append("## How to reproduce")
     out.append("")
@@ -838,6 +845,8 @@ def write(res, path_out, results_path):
                      ("ip_local_port_range", "ephemeral ports"), ("tcp_tw_reuse", "tcp_tw_reuse"),
                      ("loadavg_start", "load average at start")):
         out.append("| %s | %s |" % (label, str(mach.get(k, "")).replace("\t", "–")))
+    if mach.get("cpu_busy_start") is not None:
+        out.append("| CPU busy in the second before the run | %.0f%% |" % (100 * mach["cpu_busy_start"]))
     if res.end:
         out.append("| load average at end | %s |" % res.end.get("loadavg_end", ""))
     for k, v in sorted(m.get("versions", {}).items()):

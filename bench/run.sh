@@ -1057,10 +1057,19 @@ write_meta() {
         "$PRISM_BIN" "$BULK_S" "$CONN_S" "$PING_N" "$UDP_STEP_MS" "$UDP_RATES" "$IDLE_N" \
         "$INSN_CONNS" "$INSN_BYTES" "$UDP_REFINE" "$UDP_LATE_MS" "$PRISM_BUSY_POLL_US" \
         "$PRISM_B_BIN" "$PRISM_B_BUSY_POLL_US" "$PRISM_B_LABEL" "$UDP_GSO" <<'EOF'
-import json, os, platform, subprocess, sys
+import json, os, platform, subprocess, sys, time
 (path, ts, quick, rounds, rounds2, tests, targets, configs, prism, bulk_s, conn_s, ping_n,
  udp_step, udp_rates, idle_n, insn_conns, insn_bytes, udp_refine, udp_late, busy,
  b_bin, b_busy, b_label, udp_gso) = sys.argv[1:]
+def cpu_busy():
+    """Busy share of all CPUs over one second (/proc/stat): whether other work is running."""
+    def ticks():
+        v = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+        return sum(v) - v[3] - v[4], sum(v)  # idle and iowait are the idle ones
+    b0, a0 = ticks()
+    time.sleep(1)
+    b1, a1 = ticks()
+    return round((b1 - b0) / (a1 - a0), 3) if a1 > a0 else None
 def run(cmd):
     try:
         p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20)
@@ -1087,7 +1096,8 @@ meta = {
                 "nofile_limit": run("sh -c 'ulimit -n'"),
                 "ip_local_port_range": run("cat /proc/sys/net/ipv4/ip_local_port_range"),
                 "tcp_tw_reuse": run("cat /proc/sys/net/ipv4/tcp_tw_reuse"),
-                "loadavg_start": open("/proc/loadavg").read().strip()},
+                "loadavg_start": open("/proc/loadavg").read().strip(),
+                "cpu_busy_start": cpu_busy()},
     "versions": {"prism": run("git rev-parse --short HEAD 2>/dev/null") + " (git HEAD; " +
                           run("git status --porcelain 2>/dev/null | wc -l") + " paths modified)",
                  "haproxy": run("haproxy -v"), "nginx": run("nginx -v"),

@@ -62,7 +62,12 @@
  * once: 22.9 and 20.3 Gbit/s on 1 stream, 23.1 and 19.8 on 8 (each better in 6 of 9
  * rounds), 38.8 and 57.9 Gbit/s per busy core on 1 stream. Runs of the two builds
  * taken one after the other instead had pointed the other way: on this machine the
- * noise between runs is larger than the effect.
+ * noise between runs is larger than the effect. A spin that backs off (after a brief spin
+ * that found nothing, the next 1, 2, 4... brief waits block at once, up to 32 or up to 4;
+ * 7 rounds each, another Intel host, 2026-12-07) cut prism's empty polls by half and gave
+ * 1.08 and 1.06 times the Gbit/s per busy core on 1 stream (better in 7 and 5 of 7 rounds)
+ * and 1.08 on 8, for 0.96 and 0.97 times the 1-stream throughput (better in 1 and 2 of 7):
+ * the same trade of throughput for CPU as a shorter window, so it was left out.
  * No window meets both 1-stream targets of issue #5 (throughput at least haproxy-splice's
  * and 1.25 times its Gbit/s per core); 20 us keeps the throughput. */
 #define LOOP_BRIEF_POLL_NS 20000u
