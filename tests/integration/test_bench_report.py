@@ -1,0 +1,166 @@
+"""bench/report.py, the writer of docs/BENCHMARKS.md (issue 5), on a results file.
+
+The fixture data/bench-results.jsonl is cut from a real `make bench` run (run
+20261207T085833Z: rounds 1 to 3 of the 1-worker configuration, round 1 of the
+2-worker one, the instruction and syscall counts). A report that breaks only shows at
+the end of a 35-minute run, so every way of feeding it is tried here: the file as it
+is, an A/B with prism-b, and the older records without the load CPU's busy share.
+"""
+
+import json
+import os
+import re
+import statistics
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPORT = os.path.join(REPO, "bench", "report.py")
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "bench-results.jsonl")
+
+
+def records():
+    with open(FIXTURE) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write(path, recs):
+    with open(path, "w") as f:
+        for r in recs:
+            f.write(json.dumps(r) + "\n")
+
+
+def report(tmp_path, recs=None):
+    src = FIXTURE
+    if recs is not None:
+        src = str(tmp_path / "results.jsonl")
+        write(src, recs)
+    out = tmp_path / "BENCHMARKS.md"
+    p = subprocess.run(["/usr/bin/python3", REPORT, src, str(out)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return out.read_text()
+
+
+def section(md, title):
+    """The lines of the section that starts with heading <title>, up to the next ##."""
+    lines = md.splitlines()
+    start = lines.index(title)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return lines[start:end]
+
+
+def row(lines, label):
+    hits = [ln for ln in lines if ln.startswith("| " + label + " ")]
+    assert len(hits) == 1, (label, hits)
+    return [c.strip() for c in hits[0].strip("|").split("|")]
+
+
+def num(cell):
+    return float(cell.replace(",", "").split()[0])
+
+
+def test_every_table_row_has_as_many_cells_as_its_header(tmp_path):
+    md = report(tmp_path)
+    width = None
+    for ln in md.splitlines():
+        if not ln.startswith("|"):
+            width = None
+            continue
+        cells = ln.count("|") - 1
+        if width is None:
+            width = cells  # a table's header
+        assert cells == width, ln
+
+
+def test_medians_are_those_of_the_rounds(tmp_path):
+    md = report(tmp_path)
+    table = section(md, "## Medians: 1 worker: proxy pinned to CPU 0, load tools and origins on CPU 1")
+    header = [c.strip() for c in table[2].strip("|").split("|")]
+    recs = [r for r in records() if r.get("type") == "result" and r["config"] == "1w"
+            and r["status"] == "ok"]
+    for target in ("direct", "prism", "haproxy-splice", "nginx"):
+        gbps = [r["data"]["bps"] / 1e9 for r in recs if r["target"] == target and r["test"] == "bulk1"]
+        cells = row(table, "TCP bulk, 1 stream ↑")
+        assert len(gbps) == 3
+        assert abs(num(cells[header.index(target)]) - statistics.median(gbps)) < 0.051
+        conns = [r["data"]["conn_per_s"] for r in recs if r["target"] == target and r["test"] == "connrate"]
+        cells = row(table, "New connections ↑")
+        assert abs(num(cells[header.index(target)]) - statistics.median(conns)) < 0.51
+
+
+def test_targets_table_gives_a_verdict_for_each_target_of_the_issue(tmp_path):
+    md = report(tmp_path)
+    targets = section(md, "## Issue #5 targets (1 worker)")
+    verdicts = [ln for ln in targets if ln.startswith("| ") and not ln.startswith("| target ")]
+    assert len(verdicts) == 12
+    for ln in verdicts:
+        assert re.search(r"\| (met \(\+[0-9.]+% margin\)|\*\*not met\*\* \([0-9.]+% short\)) \|$", ln), ln
+    # The reference of the 1-stream throughput target is the best HAProxy configuration.
+    recs = [r for r in records() if r.get("type") == "result" and r["config"] == "1w"
+            and r["test"] == "bulk1" and r["status"] == "ok"]
+    best = max(statistics.median(r["data"]["bps"] / 1e9 for r in recs if r["target"] == t)
+               for t in ("haproxy-splice", "haproxy-busy", "haproxy"))
+    cells = row(targets, "TCP bulk 1 stream: Gbit/s ≥ HAProxy's best")
+    assert abs(num(cells[2]) - best) < 0.051
+
+
+def test_where_the_time_goes_cites_the_load_cpu_of_this_run(tmp_path):
+    md = report(tmp_path)
+    recs = [r for r in records() if r.get("type") == "result" and r["config"] == "1w"
+            and r["target"] == "prism" and r["test"] == "connrate"]
+    busy = statistics.median(r["load_cpu_busy"] for r in recs)
+    assert ("CPU 1 (the load tools and origins) was busy a median %.0f%% of the time during "
+            "prism's connection test" % (100 * busy)) in md
+    assert "during prism's 1-stream test" in md and "during prism's 8-stream test" in md
+    assert "during prism's ping-pong test" in md
+    assert "check by hand" not in md
+    # The load CPU's share has a detail table of its own.
+    assert "**TCP bulk, 8 streams: load CPU busy** (cores)" in md
+
+
+def test_records_without_the_load_cpu_fall_back_to_the_check_by_hand(tmp_path):
+    recs = records()
+    for r in recs:
+        r.pop("load_cpu_busy", None)
+        if r.get("type") == "meta":
+            r["machine"].pop("cpu_busy_start", None)
+    md = report(tmp_path, recs)
+    assert "this run did not measure it; in a check by hand" in md
+    assert "load CPU busy**" not in md
+
+
+def test_other_work_at_the_start_is_reported_from_the_cpu_reading(tmp_path):
+    recs = records()
+    meta = next(r for r in recs if r.get("type") == "meta")
+    meta["machine"]["cpu_busy_start"] = 0.42
+    md = report(tmp_path, recs)
+    assert "42% of the machine's CPU time was busy in the second before it" in md
+    assert "| CPU busy in the second before the run | 42% |" in md
+    meta["machine"]["cpu_busy_start"] = 0.01
+    md = report(tmp_path, recs)
+    assert "Other work was running" not in md and "other work may have been" not in md
+
+
+def test_ab_section_compares_prism_b_round_by_round(tmp_path):
+    recs = records()
+    meta = next(r for r in recs if r.get("type") == "meta")
+    meta["prism_b"] = {"bin": "/tmp/other/prism", "busy_poll_us": None, "label": "twice as fast"}
+    extra = []
+    for r in recs:
+        if r.get("type") == "result" and r["target"] == "prism" and r["test"] == "bulk1":
+            b = json.loads(json.dumps(r))
+            b["target"] = "prism-b"
+            b["data"]["bps"] *= 2
+            b["data"]["bytes"] *= 2
+            extra.append(b)
+    md = report(tmp_path, recs + extra)
+    ab = section(md, "## A/B: prism-b against prism")
+    assert any("twice as fast" in ln for ln in ab)
+    two = ab.index("**2 workers, nothing pinned**")
+    cells = row(ab[:two], "TCP bulk, 1 stream ↑")  # 3 rounds with 1 worker
+    assert cells[-2] == "2.00×"
+    assert cells[-1] == "3 of 3"
+    cells = row(ab[two:], "TCP bulk, 1 stream ↑")  # 1 round with 2
+    assert cells[-1] == "1 of 1"
+    # prism-b is never a peer: the best peer of the 1-worker table is unchanged.
+    assert "(prism-b)" not in "\n".join(section(md, "## Issue #5 targets (1 worker)"))
