@@ -697,8 +697,8 @@ test_pingpong() {
     local c0 c1 t0 t1 l0 out
     c0=$(proxy_cpu) t0=$(now_s) l0=$(load_ticks)
     if out=$(run_load 60 "$OUT_DIR/pingpong" -c "127.0.0.1:$PORT_ECHO" -n "$PING_N" -w "$PING_WARM" 2>"$TMP/load.err"); then
-        load_busy_since "$l0"
         t1=$(now_s) c1=$(proxy_cpu)
+        load_busy_since "$l0"
         emit pingpong ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
     else
         emit pingpong failed "" "" "" "$(head -c 300 "$TMP/load.err")"
@@ -709,8 +709,8 @@ test_connrate() {
     local c0 c1 t0 t1 l0 out
     c0=$(proxy_cpu) t0=$(now_s) l0=$(load_ticks)
     if out=$(run_load $((CONN_S + 30)) "$OUT_DIR/connrate" -c "127.0.0.1:$PORT_ECHO" -d "$CONN_S" -k 64 -s 64 2>"$TMP/load.err"); then
-        load_busy_since "$l0"
         t1=$(now_s) c1=$(proxy_cpu)
+        load_busy_since "$l0"
         emit connrate ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
     else
         emit connrate failed "" "" "" "$(head -c 300 "$TMP/load.err")"
@@ -741,8 +741,8 @@ test_bulk() { # TEST STREAMS
     c0=$(proxy_cpu) t0=$(now_s) l0=$(load_ticks)
     if run_load $((BULK_S + 30)) iperf3 -c 127.0.0.1 -p "$PORT_BULK" -t "$BULK_S" -P "$streams" -J \
         >"$TMP/iperf.json" 2>"$TMP/load.err" && out=$(iperf_summary <"$TMP/iperf.json" 2>"$TMP/load.err"); then
-        load_busy_since "$l0"
         t1=$(now_s) c1=$(proxy_cpu)
+        load_busy_since "$l0"
         emit "$test" ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
     else
         emit "$test" failed "" "" "" "$(head -c 300 "$TMP/load.err") $(head -c 200 "$TMP/iperf.json")"
