@@ -300,24 +300,28 @@ cpu_seconds() {
     ticks_to_s $((u + k))
 }
 
-# Prints "BUSY TOTAL" clock ticks of the load CPUs so far (LOAD_CPUS, a comma list; nothing
-# when the load is not pinned), from /proc/stat: of user nice system idle iowait irq softirq
-# steal, idle and iowait are the idle ones. Says whether a load tool had CPU left.
+# Prints "IDLE_TICKS NCPUS SECONDS": the idle and iowait clock ticks so far of the load CPUs
+# (LOAD_CPUS, a comma list; nothing when the load is not pinned) from /proc/stat, and the
+# time. Says whether a load tool had CPU left. Only idle time is counted exactly (the kernel
+# measures it at each idle entry and exit); the busy columns are tick samples, which a
+# load that wakes in step with the tick can miss nearly whole (a 100 us pacing loop showed
+# 0.29 s of ticks over 1.5 s), so the busy share is the wall time that was not idle.
 load_ticks() {
     [ -n "$LOAD_CPUS" ] || return 0
-    awk -v cpus=",$LOAD_CPUS," '$1 ~ /^cpu[0-9]+$/ && index(cpus, "," substr($1, 4) ",") {
-        for (i = 2; i <= 9; i++) all += $i; idle += $5 + $6 } END { print all - idle, all }' /proc/stat
+    awk -v cpus=",$LOAD_CPUS," -v t="$(now_s)" '$1 ~ /^cpu[0-9]+$/ &&
+        index(cpus, "," substr($1, 4) ",") { idle += $5 + $6; n++ } END { print idle, n, t }' /proc/stat
 }
 
-# Sets LOAD_BUSY (emit records it) to the busy fraction of the load CPUs between the
+# Sets LOAD_BUSY (emit records it) to the busy share of the load CPUs between the
 # load_ticks reading $1 and now.
 load_busy_since() {
-    local b1 a1
+    local i1 n1 t1
     LOAD_BUSY=""
     [ -n "$1" ] || return 0
-    read -r b1 a1 < <(load_ticks)
-    LOAD_BUSY=$(awk -v s="$1" -v b="$b1" -v a="$a1" 'BEGIN { split(s, x, " ");
-        if (a > x[2]) printf "%.3f", (b - x[1]) / (a - x[2]) }')
+    read -r i1 n1 t1 < <(load_ticks)
+    LOAD_BUSY=$(awk -v s="$1" -v i="$i1" -v n="$n1" -v t="$t1" -v hz="$CLK_TCK" 'BEGIN {
+        split(s, x, " "); w = (t - x[3]) * n
+        if (w > 0) { b = 1 - (i - x[1]) / hz / w; printf "%.3f", (b < 0 ? 0 : (b > 1 ? 1 : b)) } }')
 }
 
 # Prints "PSS_KB RSS_KB" summed over the target's processes.
@@ -1062,14 +1066,15 @@ import json, os, platform, subprocess, sys, time
  udp_step, udp_rates, idle_n, insn_conns, insn_bytes, udp_refine, udp_late, busy,
  b_bin, b_busy, b_label, udp_gso) = sys.argv[1:]
 def cpu_busy():
-    """Busy share of all CPUs over one second (/proc/stat): whether other work is running."""
-    def ticks():
-        v = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
-        return sum(v) - v[3] - v[4], sum(v)  # idle and iowait are the idle ones
-    b0, a0 = ticks()
+    """Busy share of all CPUs over one second: whether other work is running. The wall
+    time that was not idle (/proc/stat's idle and iowait; see load_ticks)."""
+    def idle():
+        v = open("/proc/stat").readline().split()
+        return (int(v[4]) + int(v[5])) / os.sysconf("SC_CLK_TCK"), time.monotonic()
+    i0, t0 = idle()
     time.sleep(1)
-    b1, a1 = ticks()
-    return round((b1 - b0) / (a1 - a0), 3) if a1 > a0 else None
+    i1, t1 = idle()
+    return round(min(1.0, max(0.0, 1 - (i1 - i0) / ((t1 - t0) * os.cpu_count()))), 3)
 def run(cmd):
     try:
         p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20)
