@@ -637,11 +637,9 @@ def where_the_time_goes(res, cfg, med, out):
         n = workload_units(d)["conns"]
         return fmt(d["conns_segs"] / n) if n and d.get("conns_segs") is not None else None
 
-    def load_cpu(key, what):  # how busy the load CPU was, where this run measured it
+    def load_cpu(key, what):  # how busy the load CPU was, or "" where this run did not measure it
         if med("prism", key) is None:
-            return ("this run did not measure it; in a check by hand (2026-12-04, AMD EPYC) "
-                    "CPU 1 was busy a median 100%% of each 250 ms sample during prism's %s."
-                    % what)
+            return ""
         return ("CPU 1 (the load tools and origins) was busy a median %s of the time during "
                 "prism's %s (direct %s; %s)." % (
                     pct(med("prism", key)), what, pct(med("direct", key)),
@@ -677,7 +675,10 @@ def where_the_time_goes(res, cfg, med, out):
                 "that is saturated: %s The whole exchange's p99 is what a "
                 "client waits for: prism %s µs (%s)." % (
                     fmt(med("prism", "conn_p50")), fmt(med("direct", "conn_p50")),
-                    peers_us("conn_p50"), load_cpu("conn_load", "connection test"),
+                    peers_us("conn_p50"), load_cpu("conn_load", "connection test") or (
+                        "this run did not measure it; in a check by hand (2026-12-04, AMD "
+                        "EPYC) CPU 1 was busy a median 100% of each 250 ms sample during "
+                        "prism's connection test."),
                     fmt(med("prism", "txn_p99")), peers_us("txn_p99")))
         if segs("prism"):
             lines[-1] += (
@@ -712,9 +713,11 @@ def where_the_time_goes(res, cfg, med, out):
             "per GiB besides epoll_wait: prism %s (%s)." % (
                 fmt(med("prism", "bulk1_busy"), "cores"),
                 peers_list(lambda t: fmt(med(t, "bulk1_busy"), "cores") if med(t, "bulk1_busy") is not None else None),
-                "On 1 stream " + load_cpu("bulk1_load", "1-stream test")
-                + " On 8 streams " + load_cpu("bulk8_load", "8-stream test")
-                + " Splicing costs the load side more per byte than copying does: in "
+                ("On 1 stream " + load_cpu("bulk1_load", "1-stream test") + " "
+                 if load_cpu("bulk1_load", "") else "")
+                + ("On 8 streams " + load_cpu("bulk8_load", "8-stream test") + " "
+                   if load_cpu("bulk8_load", "") else "")
+                + "Splicing costs the load side more per byte than copying does: in "
                 "cpu-clock profiles of CPU 1 with 8 streams (2026-12-07, 11.4 to 12.2 "
                 "Gbit/s each), iperf3's copies took 47%% of CPU 1 through prism (31%% into the "
                 "server's buffers, 16%% out of the client's) and 44%% through haproxy-busy, "
@@ -744,7 +747,7 @@ def where_the_time_goes(res, cfg, med, out):
                 fmt(med("direct", "rtt_p50")), fmt(med("prism", "rtt_p50")),
                 peers_list(lambda t: fmt(med(t, "rtt_p50")) + " µs"
                            if med(t, "rtt_p50") is not None else None)))
-        if med("prism", "rtt_load") is not None:
+        if load_cpu("rtt_load", ""):
             ping += " " + load_cpu("rtt_load", "ping-pong test")
     lines.append(ping)
     if med("prism", "udp_rate") is not None:
@@ -859,9 +862,11 @@ def write(res, path_out, results_path):
                "`bench/echo_origin.c` (epoll echo, TCP and UDP) and `iperf3 -s`. The proxy's CPU "
                "time (utime+stime of its processes and reaped children, from `/proc/PID/stat`) "
                "is read around each test; *per busy proxy core* divides the work done by it. "
-               "With 1 worker, the busy share of the load CPU (CPU 1, from `/proc/stat`) is "
-               "read around the ping-pong, bulk and connection tests too: a load side that is "
-               "busy all the time is what bounds the figure, not the proxy. "
+               "With 1 worker, the busy share of the load CPU (CPU 1: the wall time it was "
+               "not idle, from the idle column of `/proc/stat`, which the kernel measures "
+               "exactly where its busy columns are samples at the tick) is read around the "
+               "ping-pong, bulk and connection tests too: a load side that is busy all the "
+               "time is what bounds the figure, not the proxy. "
                "On loopback the kernel runs much of a TCP receive in the sender's context, so "
                "the CPU charged to a proxy is its own syscalls and what its sends deliver; that "
                "rule is the same for every target, and splicing proxies gain the most from it." % (
