@@ -133,7 +133,7 @@ def test_udp_bound_is_read_from_the_median_loss_of_each_step(tmp_path):
     md = report(tmp_path)
     assert ("prism's median loss was under 1%% at every step of the ladder (at most %.2f%%; "
             "the worst step of any round lost %.2f%%)" % (medians, worst)) in md
-    # Half the rounds losing at one step is a loss the report must not explain away.
+    # Two rounds of three losing at one step is a loss the report must not explain away.
     bad = [r for r in recs if r.get("type") == "result" and r["config"] == "1w"
            and r["target"] == "prism" and r["test"] == "udp"][:2]
     for r in bad:
