@@ -300,28 +300,40 @@ cpu_seconds() {
     ticks_to_s $((u + k))
 }
 
-# Prints "IDLE_TICKS NCPUS SECONDS": the idle and iowait clock ticks so far of the load CPUs
-# (LOAD_CPUS, a comma list; nothing when the load is not pinned) from /proc/stat, and the
-# time. Says whether a load tool had CPU left. Only idle time is counted exactly (the kernel
-# measures it at each idle entry and exit); the busy columns are tick samples, which a
-# load that wakes in step with the tick can miss nearly whole (a 100 us pacing loop showed
-# 0.29 s of ticks over 1.5 s), so the busy share is the wall time that was not idle.
-load_ticks() {
-    [ -n "$LOAD_CPUS" ] || return 0
-    awk -v cpus=",$LOAD_CPUS," -v t="$(now_s)" '$1 ~ /^cpu[0-9]+$/ &&
-        index(cpus, "," substr($1, 4) ",") { idle += $5 + $6; n++ } END { print idle, n, t }' /proc/stat
+# Prints "IDLE_TICKS NCPUS SECONDS": the idle and iowait clock ticks so far of the CPUs in
+# $1 (a comma list, or "all") from /proc/stat, and the time. Only idle time is counted
+# exactly (the kernel measures it at each idle entry and exit); the busy columns are tick
+# samples, which a load that wakes in step with the tick can miss nearly whole (a 100 us
+# pacing loop showed 0.29 s of ticks over 1.5 s), so busy_since takes the wall time that
+# was not idle.
+idle_reading() {
+    awk -v cpus=",$1," -v t="$(now_s)" '$1 ~ /^cpu[0-9]+$/ &&
+        (cpus == ",all," || index(cpus, "," substr($1, 4) ",")) { idle += $5 + $6; n++ }
+        END { print idle, n, t }' /proc/stat
 }
 
-# Sets LOAD_BUSY (emit records it) to the busy share of the load CPUs between the
-# load_ticks reading $1 and now.
-load_busy_since() {
+# Prints the busy share (0 to 1) of the CPUs in $2 since the idle_reading $1 of them.
+busy_since() { # READING CPUS
     local i1 n1 t1
+    read -r i1 n1 t1 < <(idle_reading "$2")
+    awk -v s="$1" -v i="$i1" -v n="$n1" -v t="$t1" -v hz="$CLK_TCK" 'BEGIN {
+        split(s, x, " "); w = (t - x[3]) * n
+        if (w > 0) { b = 1 - (i - x[1]) / hz / w; printf "%.3f", (b < 0 ? 0 : (b > 1 ? 1 : b)) } }'
+}
+
+# An idle_reading of the load CPUs (LOAD_CPUS; nothing when the load is not pinned), to
+# tell whether a load tool had CPU left.
+load_ticks() {
+    [ -n "$LOAD_CPUS" ] || return 0
+    idle_reading "$LOAD_CPUS"
+}
+
+# Sets LOAD_BUSY (emit records it) to the busy share of the load CPUs since the
+# load_ticks reading $1.
+load_busy_since() {
     LOAD_BUSY=""
     [ -n "$1" ] || return 0
-    read -r i1 n1 t1 < <(load_ticks)
-    LOAD_BUSY=$(awk -v s="$1" -v i="$i1" -v n="$n1" -v t="$t1" -v hz="$CLK_TCK" 'BEGIN {
-        split(s, x, " "); w = (t - x[3]) * n
-        if (w > 0) { b = 1 - (i - x[1]) / hz / w; printf "%.3f", (b < 0 ? 0 : (b > 1 ? 1 : b)) } }')
+    LOAD_BUSY=$(busy_since "$1" "$LOAD_CPUS")
 }
 
 # Prints "PSS_KB RSS_KB" summed over the target's processes.
@@ -1057,24 +1069,19 @@ run_syscalls() {
 # Machine, versions and the run itself.
 
 write_meta() {
+    local r busy_start
+    # Whether other work is running: the busy share of every CPU over one second.
+    r=$(idle_reading all)
+    sleep 1
+    busy_start=$(busy_since "$r" all)
     "$PY" - "$RESULTS" "$TS" "$QUICK" "$ROUNDS" "$ROUNDS_2W" "$TESTS" "$TARGETS" "$CONFIGS" \
         "$PRISM_BIN" "$BULK_S" "$CONN_S" "$PING_N" "$UDP_STEP_MS" "$UDP_RATES" "$IDLE_N" \
         "$INSN_CONNS" "$INSN_BYTES" "$UDP_REFINE" "$UDP_LATE_MS" "$PRISM_BUSY_POLL_US" \
-        "$PRISM_B_BIN" "$PRISM_B_BUSY_POLL_US" "$PRISM_B_LABEL" "$UDP_GSO" <<'EOF'
-import json, os, platform, subprocess, sys, time
+        "$PRISM_B_BIN" "$PRISM_B_BUSY_POLL_US" "$PRISM_B_LABEL" "$UDP_GSO" "$busy_start" <<'EOF'
+import json, os, platform, subprocess, sys
 (path, ts, quick, rounds, rounds2, tests, targets, configs, prism, bulk_s, conn_s, ping_n,
  udp_step, udp_rates, idle_n, insn_conns, insn_bytes, udp_refine, udp_late, busy,
- b_bin, b_busy, b_label, udp_gso) = sys.argv[1:]
-def cpu_busy():
-    """Busy share of all CPUs over one second: whether other work is running. The wall
-    time that was not idle (/proc/stat's idle and iowait; see load_ticks)."""
-    def idle():
-        v = open("/proc/stat").readline().split()
-        return (int(v[4]) + int(v[5])) / os.sysconf("SC_CLK_TCK"), time.monotonic()
-    i0, t0 = idle()
-    time.sleep(1)
-    i1, t1 = idle()
-    return round(min(1.0, max(0.0, 1 - (i1 - i0) / ((t1 - t0) * os.cpu_count()))), 3)
+ b_bin, b_busy, b_label, udp_gso, busy_start) = sys.argv[1:]
 def run(cmd):
     try:
         p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20)
@@ -1102,7 +1109,7 @@ meta = {
                 "ip_local_port_range": run("cat /proc/sys/net/ipv4/ip_local_port_range"),
                 "tcp_tw_reuse": run("cat /proc/sys/net/ipv4/tcp_tw_reuse"),
                 "loadavg_start": open("/proc/loadavg").read().strip(),
-                "cpu_busy_start": cpu_busy()},
+                "cpu_busy_start": float(busy_start) if busy_start else None},
     "versions": {"prism": run("git rev-parse --short HEAD 2>/dev/null") + " (git HEAD; " +
                           run("git status --porcelain 2>/dev/null | wc -l") + " paths modified)",
                  "haproxy": run("haproxy -v"), "nginx": run("nginx -v"),
