@@ -637,13 +637,14 @@ def where_the_time_goes(res, cfg, med, out):
         n = workload_units(d)["conns"]
         return fmt(d["conns_segs"] / n) if n and d.get("conns_segs") is not None else None
 
-    def load_cpu(key, what):  # how busy the load CPU was, or "" where this run did not measure it
+    def load_cpu(key, what, before="", after=""):  # how busy the load CPU was; "" if not measured
         if med("prism", key) is None:
             return ""
-        return ("CPU 1 (the load tools and origins) was busy a median %s of the time during "
-                "prism's %s (direct %s; %s)." % (
-                    pct(med("prism", key)), what, pct(med("direct", key)),
-                    peers_list(lambda t: pct(med(t, key)))))
+        return before + (
+            "CPU 1 (the load tools and origins) was busy a median %s of the time during "
+            "prism's %s (direct %s; %s)." % (
+                pct(med("prism", key)), what, pct(med("direct", key)),
+                peers_list(lambda t: pct(med(t, key))))) + after
 
     if sc.get("prism"):
         lines.append(
@@ -713,10 +714,8 @@ def where_the_time_goes(res, cfg, med, out):
             "per GiB besides epoll_wait: prism %s (%s)." % (
                 fmt(med("prism", "bulk1_busy"), "cores"),
                 peers_list(lambda t: fmt(med(t, "bulk1_busy"), "cores") if med(t, "bulk1_busy") is not None else None),
-                ("On 1 stream " + load_cpu("bulk1_load", "1-stream test") + " "
-                 if load_cpu("bulk1_load", "") else "")
-                + ("On 8 streams " + load_cpu("bulk8_load", "8-stream test") + " "
-                   if load_cpu("bulk8_load", "") else "")
+                load_cpu("bulk1_load", "1-stream test", "On 1 stream ", " ")
+                + load_cpu("bulk8_load", "8-stream test", "On 8 streams ", " ")
                 + "Splicing costs the load side more per byte than copying does: in "
                 "cpu-clock profiles of CPU 1 with 8 streams (2026-12-07, 11.4 to 12.2 "
                 "Gbit/s each), iperf3's copies took 47%% of CPU 1 through prism (31%% into the "
@@ -747,8 +746,7 @@ def where_the_time_goes(res, cfg, med, out):
                 fmt(med("direct", "rtt_p50")), fmt(med("prism", "rtt_p50")),
                 peers_list(lambda t: fmt(med(t, "rtt_p50")) + " µs"
                            if med(t, "rtt_p50") is not None else None)))
-        if load_cpu("rtt_load", ""):
-            ping += " " + load_cpu("rtt_load", "ping-pong test")
+        ping += load_cpu("rtt_load", "ping-pong test", " ")
     lines.append(ping)
     if med("prism", "udp_rate") is not None:
         udp_sc = ""
