@@ -877,7 +877,7 @@ def test_gso_refused_over_a_small_mtu_falls_back_to_single_datagrams(prism, netn
 # ---------------------------------------------------------------------------------
 # GRO: a run that arrives coalesced is read at once and keeps its datagrams
 
-UDP_SEGMENT = 104 - 1  # the socket option and cmsg type of a GSO send
+UDP_SEGMENT = 103  # the socket option and cmsg type of a GSO send (linux/udp.h)
 
 
 def send_gso(s, datagrams, dest=None):
