@@ -226,14 +226,20 @@ def metric_by_key(res, key):
     raise KeyError(key)
 
 
+def is_headline(m):
+    """A metric of the medians tables: one with a better direction, and not kernel memory
+    (its own table) or a busy share (the spread tables only)."""
+    return m[4] is not None and not m[0].startswith(("slab_", "sock_"))
+
+
 def summary_table(res, config, out):
     cols = [t for t in res.targets]
     out.append("| metric | unit | " + " | ".join(cols) + " | best peer | prism ÷ best peer | prism ÷ direct |")
     out.append("|---|---|" + "---:|" * (len(cols) + 3))
     for m in res.metrics:
         key, test, label, unit, better, _ = m
-        if better is None or key.startswith(("slab_", "sock_")):
-            continue  # in the kernel table and the spread tables
+        if not is_headline(m):
+            continue
         meds = {t: res.median(config, t, m) for t in cols}
         if all(v is None for v in meds.values()):
             continue
@@ -584,8 +590,8 @@ def ab_section(res, out):
     for cfg in res.configs:
         rows = []
         for m in res.metrics:
-            key, _, label, unit, better, _ = m
-            if better is None or key.startswith(("slab_", "sock_")):
+            _, _, label, unit, better, _ = m
+            if not is_headline(m):
                 continue
             ma, mb = res.median(cfg, "prism", m), res.median(cfg, "prism-b", m)
             if ma is None or mb is None:
