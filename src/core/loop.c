@@ -22,7 +22,17 @@
  * window for them takes CPU and makes the reads smaller, where blocking lets the
  * kernel queue more for one wakeup. Not spinning at all cost throughput: a stream
  * whose next segment came a few microseconds after the worker blocked paid a whole
- * wakeup for it. An interactive exchange always gets the adaptive window.
+ * wakeup for it. An interactive exchange always gets the adaptive window, even on a
+ * loaded loop. Left out after an A/B (2026-12-07, bench/run.sh's prism-b, 5 rounds):
+ * a loop that had worked more than it waited over the last 10 ms blocked at once
+ * instead of spinning its window. With 64 short connections in flight the spin had
+ * taken 8 to 15% of the worker's CPU (2.92 s of CPU in 3 s against 2.47 to 2.69 s
+ * with busy_poll_us 0), but in the bench blocking gave 1.02 times the connections per
+ * busy core (better in 3 of 5 rounds) for 0.93 times the connections per second and
+ * 1.28 times the p99 of connect, request and reply (better in 0 of 5): the load tool
+ * waits for each reply, so every wakeup the worker paid for came off its rate. UDP
+ * echoed 1.31 times the datagrams per CPU-second at the same sustained rate. A ping-pong
+ * worker works 10 to 30% of each 10 ms and kept its spin.
  *
  * Tasks (loop_task_queue): a callback that stops early so that one busy connection
  * does not hold the thread gives way with a task, which runs after the I/O of the
