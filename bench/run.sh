@@ -581,6 +581,7 @@ start_target() {
         return 0
     fi
     read -r PORT_ECHO PORT_BULK PORT_UDP < <(free_ports 3)
+    CONN_PORTS+=" $PORT_ECHO"
     case "$t" in
     prism | prism-b)
         local bin=$PRISM_BIN busy=$PRISM_BUSY_POLL_US
@@ -721,13 +722,36 @@ test_pingpong() {
     fi
 }
 
+# Removes the TIME_WAIT entries of this harness's connection tests (to or from the echo
+# origin's port or a port a target listened on for them in this run; nothing else on
+# the machine) and prints how many the machine has left. Every connection test starts from none. A
+# proxy that connects to its origin from the ephemeral range may reuse a port held in
+# TIME_WAIT only a second after its last segment, and once the kernel's table of entries
+# (net.ipv4.tcp_max_tw_buckets, 131,072 here) is full a closed connection leaves none:
+# in runs without this, HAProxy made 14,200 connections/s in some rounds and 21,700 in
+# others, and nginx 14,200 or 20,200, depending on which tests had run in the minute
+# before. `ss -K` needs a kernel with INET_DIAG_DESTROY. What is recorded
+# (time_wait_start) is every TIME_WAIT entry left on the machine, since the table is
+# shared: other programs' entries take room in it too.
+CONN_PORTS=""
+flush_time_wait() {
+    local f="" p
+    for p in $ECHO_PORT $CONN_PORTS; do
+        f+="${f:+ or }sport = :$p or dport = :$p"
+    done
+    ss -K -t state time-wait "( $f )" >/dev/null 2>&1 || true
+    ss -tnH state time-wait 2>/dev/null | wc -l
+}
+
 test_connrate() {
-    local c0 c1 t0 t1 l0 out
+    local c0 c1 t0 t1 l0 out tw
+    tw=$(flush_time_wait)
     c0=$(proxy_cpu) t0=$(now_s) l0=$(load_ticks)
     if out=$(run_load $((CONN_S + 30)) "$OUT_DIR/connrate" -c "127.0.0.1:$PORT_ECHO" -d "$CONN_S" -k 64 -s 64 2>"$TMP/load.err"); then
         t1=$(now_s) c1=$(proxy_cpu)
         load_busy_since "$l0"
-        emit connrate ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" "$out"
+        emit connrate ok "$(elapsed "$t0" "$t1")" "$([ -n "$c0" ] && fsub "$c1" "$c0")" \
+            "${out%\}},\"time_wait_start\":$tw}"
     else
         emit connrate failed "" "" "" "$(head -c 300 "$TMP/load.err")"
     fi
@@ -876,7 +900,10 @@ insn_method() {
 insn_workload() {
     case "$1" in
     base) sleep 0.5 ;;
-    conns) run_load 300 "$OUT_DIR/connrate" -c "127.0.0.1:$PORT_ECHO" -n "${WL_CONNS:-$INSN_CONNS}" -k 64 -s 64 >"$TMP/insn-load.out" 2>&1 || true ;;
+    conns)
+        flush_time_wait >/dev/null # as test_connrate does
+        run_load 300 "$OUT_DIR/connrate" -c "127.0.0.1:$PORT_ECHO" -n "${WL_CONNS:-$INSN_CONNS}" -k 64 -s 64 >"$TMP/insn-load.out" 2>&1 || true
+        ;;
     bulk)
         local srv
         bg iperf3-server "$LOAD_CPUS" timeout -k 2 300 iperf3 -s -1 -p "$IPERF_PORT"
