@@ -643,6 +643,30 @@ def where_the_time_goes(res, cfg, med, out):
         n = workload_units(d)["conns"]
         return fmt(d["conns_segs"] / n) if n and d.get("conns_segs") is not None else None
 
+    def conn_ceiling():  # the peers' connections/s between rounds, and why they are alike
+        tw = [r["data"]["time_wait_start"] for t in res.targets
+              for r in res.ok.get((cfg, t, "connrate"), []) if "time_wait_start" in r["data"]]
+        peers = [t for t in HAPROXY + ["nginx"] if med(t, "conn_rate") is not None]
+        if not tw or not peers:
+            return ""
+        ports = (res.meta.get("machine") or {}).get("ip_local_port_range", "").split()
+        width = int(ports[1]) - int(ports[0]) + 1 if len(ports) == 2 else None
+        return (
+            " HAProxy and nginx connect to the origin from the ephemeral range (%s), where "
+            "connect() may take a port whose TIME_WAIT entry is still there only once the "
+            "entry is a second old (net.ipv4.tcp_tw_reuse_delay), and this workload keeps "
+            "the range full of entries: between rounds, %s. Each "
+            "connection test starts with none of the harness's TIME_WAIT entries (at most "
+            "%s left on the machine at the start of any), since the kernel's table of them "
+            "is shared: once it is full (net.ipv4.tcp_max_tw_buckets) a closed connection "
+            "leaves no entry, and in runs that did not clear them the peers made up to "
+            "21,700 connections/s right after the test of a target that had filled it, and "
+            "14,200 otherwise (2026-12-07)." % (
+                "{:,} ports".format(width) if width else "its width was not recorded",
+                ", ".join("%s made %s connections/s" % (t, spread(t, "conn_rate")) if i == 0
+                          else "%s %s" % (t, spread(t, "conn_rate")) for i, t in enumerate(peers)),
+                "{:,}".format(max(tw))))
+
     def load_cpu(key, what, before="", after=""):  # how busy the load CPU was; "" if not measured
         if med("prism", key) is None:
             return ""
@@ -652,13 +676,15 @@ def where_the_time_goes(res, cfg, med, out):
                 pct(med("prism", key)), what, pct(med("direct", key)),
                 peers_list(lambda t: pct(med(t, key))))) + after
 
+    conn_peer = max((v for v in (med(t, "conn_core") for t in HAPROXY + ["nginx"])
+                     if v is not None), default=None)
+    conn_short = (conn_peer is not None and med("prism", "conn_core") is not None
+                  and med("prism", "conn_core") < 1.3 * conn_peer)
     if sc.get("prism"):
         lines.append(
             "**New connections** are the kernel's work for every proxy: during the connection "
-            "workload the kernel took %s of prism's CPU (%s). prism's own code is the rest, so "
-            "even making it free could not lift connections per core by the 1.3× asked over "
-            "peers that are as kernel-bound. Syscalls per connection besides epoll_wait: prism "
-            "%s (%s). On loopback the proxy's connect() and close() run the origin's and "
+            "workload the kernel took %s of prism's CPU (%s).%s Syscalls per connection "
+            "besides epoll_wait: prism %s (%s). On loopback the proxy's connect() and close() run the origin's and "
             "the client's side of the handshake and of the close in the proxy's own softirq, "
             "so most of that kernel time is the peers' TCP work, the same for every proxy. "
             "prism's origin socket gets its keepalive and TCP_USER_TIMEOUT options only once "
@@ -669,9 +695,13 @@ def where_the_time_goes(res, cfg, med, out):
             "(bound twice in its life), so each later connect() takes over its own TIME_WAIT "
             "entry instead of searching an ephemeral range that this workload fills with "
             "TIME_WAIT entries: in an earlier cpu-clock profile of this workload that search was 22%% of prism's CPU. Remote "
-            "origins still pay for the search, as every peer does." % (
-                share("prism") or "–", peers_list(share), rest("prism", "conns"),
-                peers_list(lambda t: rest(t, "conns"))))
+            "origins still pay for the search, as every peer does.%s" % (
+                share("prism") or "–", peers_list(share),
+                " prism's own code is the rest, so even making it free could not lift "
+                "connections per core by the 1.3× asked over peers that are as kernel-bound."
+                if conn_short else "",
+                rest("prism", "conns"), peers_list(lambda t: rest(t, "conns")),
+                conn_ceiling()))
         if med("prism", "conn_p50") is not None and med("direct", "conn_p50") is not None:
             lines[-1] += (
                 " The connect time is the load tool's to see, not the proxy's to give: the "
