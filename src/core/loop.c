@@ -78,6 +78,10 @@
  * 1.08 and 1.06 times the Gbit/s per busy core on 1 stream (better in 7 and 5 of 7 rounds)
  * and 1.08 on 8, for 0.96 and 0.97 times the 1-stream throughput (better in 1 and 2 of 7):
  * the same trade of throughput for CPU as a shorter window, so it was left out.
+ * A longer brief spin does not buy the 8-stream throughput either: 200 us against 20 us
+ * (2026-12-07, same host, 5 rounds, haproxy-busy beside) gave 0.90 times the 1-stream and
+ * 0.99 times the 8-stream throughput (better in 2 of 5 rounds each), at 0.71 and 0.75
+ * times the Gbit/s per busy core.
  * No window meets both 1-stream targets of issue #5 (throughput at least haproxy-splice's
  * and 1.25 times its Gbit/s per core); 20 us keeps the throughput. */
 #define LOOP_BRIEF_POLL_NS 20000u
