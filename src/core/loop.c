@@ -82,8 +82,9 @@
  * (2026-12-07, same host, 5 rounds, haproxy-busy beside) gave 0.90 times the 1-stream and
  * 0.99 times the 8-stream throughput (better in 2 of 5 rounds each), at 0.71 and 0.75
  * times the Gbit/s per busy core.
- * No window meets both 1-stream targets of issue #5 (throughput at least haproxy-splice's
- * and 1.25 times its Gbit/s per core); 20 us keeps the throughput. */
+ * On the AMD EPYC host no window met both 1-stream targets of issue #5 (throughput at
+ * least HAProxy's best and 1.25 times its Gbit/s per core) and 20 us kept the throughput;
+ * on the Intel hosts 20 us meets both (docs/BENCHMARKS.md). */
 #define LOOP_BRIEF_POLL_NS 20000u
 
 struct loop {
