@@ -919,7 +919,7 @@ def write(res, path_out, results_path):
                "PSS/RSS from `/proc/PID/smaps_rollup` are read), ping-pong (`bench/pingpong.c`: "
                "%s round trips of 64 B on one connection), TCP bulk with 1 and 8 streams "
                "(iperf3, %s s), new connections (`bench/connrate.c`: connect, 64 B request, "
-               "64 B reply, close, 64 in flight, %s s) and UDP echo (`bench/udpload.c`: 64 B "
+               "64 B reply, close, 64 in flight, %s s%s) and UDP echo (`bench/udpload.c`: 64 B "
                "datagrams from %s source ports at %s datagrams/s, %s ms a step%s). The origins are "
                "`bench/echo_origin.c` (epoll echo, TCP and UDP) and `iperf3 -s`. The proxy's CPU "
                "time (utime+stime of its processes and reaped children, from `/proc/PID/stat`) "
@@ -933,7 +933,11 @@ def write(res, path_out, results_path):
                "the CPU charged to a proxy is its own syscalls and what its sends deliver; that "
                "rule is the same for every target, and splicing proxies gain the most from it." % (
                    " and ".join(map(str, p.get("idle_n", []))), p.get("pingpong_round_trips"),
-                   fmt(p.get("bulk_seconds")), fmt(p.get("connrate_seconds")), p.get("udp_ports"),
+                   fmt(p.get("bulk_seconds")), fmt(p.get("connrate_seconds")),
+                   "; each test starts with none of the harness's TIME_WAIT entries, which it "
+                   "removes with `ss -K`" if any("time_wait_start" in r["data"] for k, rs in
+                                                 res.ok.items() if k[2] == "connrate" for r in rs)
+                   else "", p.get("udp_ports"),
                    ", ".join("{:,}".format(r) for r in p.get("udp_rates", [])), p.get("udp_step_ms"),
                    udp_extra))
     out.append("")

@@ -724,15 +724,16 @@ test_pingpong() {
 
 # Removes the TIME_WAIT entries of this harness's connection tests (to or from the echo
 # origin's port or a port a target listened on for them in this run; nothing else on
-# the machine) and prints how many the machine has left. Every connection test starts from none. A
-# proxy that connects to its origin from the ephemeral range may reuse a port held in
-# TIME_WAIT only a second after its last segment, and once the kernel's table of entries
+# the machine) and prints how many entries the machine has left, so that every
+# connection test starts alike. A proxy that connects to its origin from the ephemeral
+# range may take a port whose entry is still there only once the entry is a second old
+# (net.ipv4.tcp_tw_reuse_delay), and once the kernel's table of entries
 # (net.ipv4.tcp_max_tw_buckets, 131,072 here) is full a closed connection leaves none:
 # in runs without this, HAProxy made 14,200 connections/s in some rounds and 21,700 in
 # others, and nginx 14,200 or 20,200, depending on which tests had run in the minute
-# before. `ss -K` needs a kernel with INET_DIAG_DESTROY. What is recorded
-# (time_wait_start) is every TIME_WAIT entry left on the machine, since the table is
-# shared: other programs' entries take room in it too.
+# before. `ss -K` needs a kernel with INET_DIAG_DESTROY. The count recorded
+# (time_wait_start) is of every entry on the machine, since the table is shared: other
+# programs' entries take room in it too.
 CONN_PORTS=""
 flush_time_wait() {
     local f="" p
