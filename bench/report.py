@@ -689,11 +689,21 @@ def where_the_time_goes(res, cfg, med, out):
             "is shared: once it is full (net.ipv4.tcp_max_tw_buckets) a closed connection "
             "leaves no entry, and in runs that did not clear them the peers made up to "
             "21,700 connections/s right after the test of a target that had filled it, and "
-            "14,200 otherwise (2026-12-07)." % (
+            "14,200 otherwise (2026-12-07). The ceiling is the configuration's, not "
+            "HAProxy's: given a source port range for its origin sockets (`source "
+            "127.0.0.1:1025-32767` on its server line), HAProxy binds each of them itself and "
+            "takes over its own TIME_WAIT entries as prism does, and in three 3 s runs by hand "
+            "(2026-12-07, entries cleared before each) haproxy-splice made 17,342 to 21,697 "
+            "connections/s, 17,879 to 22,523 per busy core (median 21,696), against 14,181 "
+            "to 14,229 connections/s without it; 1.3 times that median is 28,200, %s "
+            "prism's figure here. The issue's HAProxy configurations have no source range; "
+            "nginx stream can only spread its origin sockets over several source addresses "
+            "(proxy_bind with a variable)." % (
                 "{:,} ports".format(width) if width else "its width was not recorded",
                 ", ".join("%s made %s connections/s" % (t, spread(t, "conn_rate")) if i == 0
                           else "%s %s" % (t, spread(t, "conn_rate")) for i, t in enumerate(peers)),
-                "{:,}".format(max(tw))))
+                "{:,}".format(max(tw)),
+                "above" if (med("prism", "conn_core") or 0) < 28200 else "below"))
 
     def load_cpu(key, what, before="", after=""):  # how busy the load CPU was; "" if not measured
         if med("prism", key) is None:
