@@ -668,42 +668,56 @@ def where_the_time_goes(res, cfg, med, out):
         n = workload_units(d)["conns"]
         return fmt(d["conns_segs"] / n) if n and d.get("conns_segs") is not None else None
 
-    def conn_ceiling():  # the peers' connections/s between rounds, and why they are alike
+    def conn_ceiling():  # the ephemeral-port ceiling, and which peers it held
         tw = [r["data"]["time_wait_start"] for t in res.targets
               for r in res.ok.get((cfg, t, "connrate"), []) if "time_wait_start" in r["data"]]
-        peers = [t for t in HAPROXY + ["nginx"] if med(t, "conn_rate") is not None]
-        if not tw or not peers:
+        if not tw:
             return ""
         ports = (res.meta.get("machine") or {}).get("ip_local_port_range", "").split()
         width = int(ports[1]) - int(ports[0]) + 1 if len(ports) == 2 else None
-        return (
-            " HAProxy and nginx connect to the origin from the ephemeral range (%s), where "
-            "connect() may take a port whose TIME_WAIT entry is still there only once the "
-            "entry is a second old (net.ipv4.tcp_tw_reuse_delay), and this workload keeps "
-            "the range full of entries, so each connect() searches it: in a cpu-clock "
-            "profile of haproxy-splice's core in this workload (2026-12-07) the search "
-            "(__inet_hash_connect, with the TIME_WAIT checks of __inet_check_established) "
-            "took 28%% of its CPU. Between rounds, %s. Each "
-            "connection test starts with none of the harness's TIME_WAIT entries (at most "
-            "%s left on the machine at the start of any), since the kernel's table of them "
-            "is shared: once it is full (net.ipv4.tcp_max_tw_buckets) a closed connection "
-            "leaves no entry, and in runs that did not clear them the peers made up to "
-            "21,700 connections/s right after the test of a target that had filled it, and "
-            "14,200 otherwise (2026-12-07). The ceiling is the configuration's, not "
-            "HAProxy's: given a source port range for its origin sockets (`source "
-            "127.0.0.1:1025-32767` on its server line), HAProxy binds each of them itself and "
-            "takes over its own TIME_WAIT entries as prism does, and in three 3 s runs by hand "
-            "(2026-12-07, entries cleared before each) haproxy-splice made 17,342 to 21,697 "
-            "connections/s, 17,879 to 22,523 per busy core (median 21,696), against 14,181 "
-            "to 14,229 connections/s without it; 1.3 times that median is 28,200, %s "
-            "prism's figure here. The issue's HAProxy configurations have no source range; "
-            "nginx stream can only spread its origin sockets over several source addresses "
-            "(proxy_bind with a variable)." % (
-                "{:,} ports".format(width) if width else "its width was not recorded",
-                ", ".join("%s made %s connections/s" % (t, spread(t, "conn_rate")) if i == 0
-                          else "%s %s" % (t, spread(t, "conn_rate")) for i, t in enumerate(peers)),
-                "{:,}".format(max(tw)),
-                "above" if (med("prism", "conn_core") or 0) < 28200 else "below"))
+        src = any(c["name"].startswith("haproxy") and "source 127.0.0.99:" in c["text"]
+                  for c in res.configs_text)
+        held = [t for t in (["nginx"] if src else HAPROXY + ["nginx"])
+                if med(t, "conn_rate") is not None]
+        text = (
+            " Each connection test starts with none of the harness's TIME_WAIT entries (at "
+            "most {:,} left on the machine at the start of any): the kernel's table of them "
+            "is shared, and once it is full (net.ipv4.tcp_max_tw_buckets) a closed "
+            "connection leaves no entry, so in runs that did not clear them the peers made "
+            "up to 21,700 connections/s right after the test of a target that had filled "
+            "it, and 14,200 otherwise (2026-12-07). A proxy that connects to its origin "
+            "from the ephemeral range ({}) may take a port whose TIME_WAIT entry is still "
+            "there only once the entry is a second old (net.ipv4.tcp_tw_reuse_delay), and "
+            "this workload keeps the range full of entries, so each connect() searches it: "
+            "in a cpu-clock profile of haproxy-splice's core in this workload without a "
+            "source range (2026-12-07) the search (__inet_hash_connect, with the TIME_WAIT "
+            "checks of __inet_check_established) took 28% of its CPU.".format(
+                max(tw), "{:,} ports".format(width) if width else "its width was not recorded"))
+        if held:
+            text += " Between rounds, %s." % ", ".join(
+                ("%s made %s connections/s" if i == 0 else "%s %s") % (t, spread(t, "conn_rate"))
+                for i, t in enumerate(held))
+        if src:
+            text += (
+                " HAProxy is given source ports of its own for its origin sockets (`source "
+                "127.0.0.99:1025-65535` on the echo server's line), so it binds each of them "
+                "itself and takes over its own entries, as prism does; without them "
+                "haproxy-splice made 14,181 to 14,229 connections/s in three 3 s runs by hand "
+                "(2026-12-07, entries cleared before each). nginx stream has no such range: "
+                "it can only spread its origin sockets over several source addresses "
+                "(proxy_bind with a variable).")
+        else:
+            text += (
+                " The ceiling is the configuration's, not HAProxy's: given a source port "
+                "range for its origin sockets (`source 127.0.0.1:1025-32767` on its server "
+                "line), HAProxy binds each of them itself and takes over its own TIME_WAIT "
+                "entries as prism does, and in three 3 s runs by hand (2026-12-07, entries "
+                "cleared before each) haproxy-splice made 17,342 to 21,697 connections/s, "
+                "17,879 to 22,523 per busy core (median 21,696), against 14,181 to 14,229 "
+                "connections/s without it; 1.3 times that median is 28,200, %s prism's "
+                "figure here." % (
+                    "above" if (med("prism", "conn_core") or 0) < 28200 else "below"))
+        return text
 
     def load_cpu(key, what, before="", after=""):  # how busy the load CPU was; "" if not measured
         if med("prism", key) is None:

@@ -195,11 +195,18 @@ def test_connection_ceiling_of_the_peers_comes_from_their_rounds(tmp_path):
     assert "haproxy-busy {:,}–{:,}".format(round(min(rates)), round(max(rates))) in md
     assert "(at most {:,} left on the machine at the start of any)".format(7 * (len(conn) - 1)) in md
     assert "even making it free could not lift connections per core" in md  # 4% short here
+    assert "The ceiling is the configuration's, not HAProxy's" in md
     for r in conn:
         if r["target"] == "prism":
             r["proxy_cpu_s"] /= 2  # twice the connections per busy core: the target is met
     md = report(tmp_path, recs)
     assert "even making it free could not lift connections per core" not in md
+    # A run whose HAProxy had source ports of its own: only nginx is held by the ceiling.
+    recs.append({"type": "config", "name": "haproxy-splice-1w.cfg",
+                 "text": "backend be_echo\n    server echo 127.0.0.1:1 source 127.0.0.99:1025-65535\n"})
+    md = report(tmp_path, recs)
+    assert "Between rounds, nginx made " in md and "Between rounds, haproxy" not in md
+    assert "HAProxy is given source ports of its own" in md
 
 
 def test_ab_section_compares_prism_b_round_by_round(tmp_path):
