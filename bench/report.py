@@ -535,13 +535,13 @@ def targets_section(res, out):
     def best_of(ts, key, better):
         return best([(t, med(t, key)) for t in ts], better)
 
-    def rounds_met(key, ref_t, factor, better, ref_key=None):
+    def rounds_met(key, ref_t, factor, better):
         """In how many rounds prism's figure met <factor> x <ref_t>'s of the same round."""
         if ref_t is None:
             return "–"
-        mine = {r["round"]: v for r, v in res.each(cfg, "prism", metric_by_key(res, key))}
-        theirs = {r["round"]: v for r, v in
-                  res.each(cfg, ref_t, metric_by_key(res, ref_key or key))}
+        m = metric_by_key(res, key)
+        mine = {r["round"]: v for r, v in res.each(cfg, "prism", m)}
+        theirs = {r["round"]: v for r, v in res.each(cfg, ref_t, m)}
         both = sorted(set(mine) & set(theirs))
         if not both:
             return "–"
@@ -747,7 +747,7 @@ def where_the_time_goes(res, cfg, med, out):
             "(bound twice in its life), so each later connect() takes over its own TIME_WAIT "
             "entry instead of searching an ephemeral range that this workload fills with "
             "TIME_WAIT entries: in an earlier cpu-clock profile of this workload that search was 22%% of prism's CPU. Remote "
-            "origins still pay for the search, as every peer does.%s" % (
+            "origins still pay for the search.%s" % (
                 share("prism") or "–", peers_list(share),
                 " prism's own code is the rest, so even making it free could not lift "
                 "connections per core by the 1.3× asked over peers that are as kernel-bound."
