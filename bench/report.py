@@ -700,7 +700,7 @@ def where_the_time_goes(res, cfg, med, out):
         if src:
             text += (
                 " HAProxy is given source ports of its own for its origin sockets (`source "
-                "127.0.0.99:1025-65535` on the echo server's line), so it binds each of them "
+                "127.0.0.99:1025-32767` on the echo server's line), so it binds each of them "
                 "itself and takes over its own entries, as prism does; without them "
                 "haproxy-splice made 14,181 to 14,229 connections/s in three 3 s runs by hand "
                 "(2026-12-07, entries cleared before each). nginx stream has no such range: "
