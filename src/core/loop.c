@@ -32,7 +32,7 @@
  * 1.28 times the p99 of connect, request and reply (better in 0 of 5): the load tool
  * waits for each reply, so every wakeup the worker paid for came off its rate. UDP
  * echoed 1.31 times the datagrams per CPU-second at the same sustained rate. A ping-pong
- * worker works 10 to 30% of each 10 ms and kept its spin.
+ * worker worked mostly 10 to 30% of each 10 ms and kept its spin.
  *
  * Tasks (loop_task_queue): a callback that stops early so that one busy connection
  * does not hold the thread gives way with a task, which runs after the I/O of the
