@@ -684,7 +684,7 @@ def where_the_time_goes(res, cfg, med, out):
             "most {:,} left on the machine at the start of any): the kernel's table of them "
             "is shared, and once it is full (net.ipv4.tcp_max_tw_buckets) a closed "
             "connection leaves no entry, so in runs that did not clear them the peers made "
-            "up to 21,700 connections/s right after the test of a target that had filled "
+            "up to 22,200 connections/s right after the test of a target that had filled "
             "it, and 14,200 otherwise (2026-12-07). A proxy that connects to its origin "
             "from the ephemeral range ({}) may take a port whose TIME_WAIT entry is still "
             "there only once the entry is a second old (net.ipv4.tcp_tw_reuse_delay), and "

@@ -737,7 +737,7 @@ test_pingpong() {
 # range may take a port whose entry is still there only once the entry is a second old
 # (net.ipv4.tcp_tw_reuse_delay), and once the kernel's table of entries
 # (net.ipv4.tcp_max_tw_buckets, 131,072 here) is full a closed connection leaves none:
-# in runs without this, HAProxy made 14,200 connections/s in some rounds and 21,700 in
+# in runs without this, HAProxy made 14,200 connections/s in some rounds and 22,200 in
 # others, and nginx 14,200 or 20,200, depending on which tests had run in the minute
 # before. `ss -K` needs a kernel with INET_DIAG_DESTROY. The count recorded
 # (time_wait_start) is of every entry on the machine, since the table is shared: other
