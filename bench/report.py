@@ -369,6 +369,14 @@ def udp_worst_loss(res, config, target):
             max(max(v) for v in by_rate.values()))
 
 
+def time_wait_starts(res, config=None):
+    """The time_wait_start of every connection test (of <config>, or of all), for runs
+    that cleared the harness's TIME_WAIT entries first (bench/run.sh flush_time_wait)."""
+    return [r["data"]["time_wait_start"] for (c, _, test), rs in res.ok.items()
+            if test == "connrate" and config in (None, c) for r in rs
+            if "time_wait_start" in r["data"]]
+
+
 def workload_units(d):
     """What the instruction and syscall workloads of one target moved: {"conns":
     connections, "bulk": GiB, "udp": datagrams echoed}, 0 where a workload did not run."""
@@ -669,8 +677,7 @@ def where_the_time_goes(res, cfg, med, out):
         return fmt(d["conns_segs"] / n) if n and d.get("conns_segs") is not None else None
 
     def conn_ceiling():  # the ephemeral-port ceiling, and which peers it held
-        tw = [r["data"]["time_wait_start"] for t in res.targets
-              for r in res.ok.get((cfg, t, "connrate"), []) if "time_wait_start" in r["data"]]
+        tw = time_wait_starts(res, cfg)
         if not tw:
             return ""
         ports = (res.meta.get("machine") or {}).get("ip_local_port_range", "").split()
@@ -728,8 +735,7 @@ def where_the_time_goes(res, cfg, med, out):
                 pct(med("prism", key)), what, pct(med("direct", key)),
                 peers_list(lambda t: pct(med(t, key))))) + after
 
-    conn_peer = max((v for v in (med(t, "conn_core") for t in HAPROXY + ["nginx"])
-                     if v is not None), default=None)
+    conn_peer, _ = best([(t, med(t, "conn_core")) for t in HAPROXY + ["nginx"]], "high")
     conn_short = (conn_peer is not None and med("prism", "conn_core") is not None
                   and med("prism", "conn_core") < 1.3 * conn_peer)
     if sc.get("prism"):
@@ -959,9 +965,7 @@ def write(res, path_out, results_path):
                    " and ".join(map(str, p.get("idle_n", []))), p.get("pingpong_round_trips"),
                    fmt(p.get("bulk_seconds")), fmt(p.get("connrate_seconds")),
                    "; each test starts with none of the harness's TIME_WAIT entries, which it "
-                   "removes with `ss -K`" if any("time_wait_start" in r["data"] for k, rs in
-                                                 res.ok.items() if k[2] == "connrate" for r in rs)
-                   else "", p.get("udp_ports"),
+                   "removes with `ss -K`" if time_wait_starts(res) else "", p.get("udp_ports"),
                    ", ".join("{:,}".format(r) for r in p.get("udp_rates", [])), p.get("udp_step_ms"),
                    udp_extra))
     out.append("")
