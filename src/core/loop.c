@@ -34,6 +34,15 @@
  * echoed 1.31 times the datagrams per CPU-second at the same sustained rate. A ping-pong
  * worker worked mostly 10 to 30% of each 10 ms and kept its spin.
  *
+ * The loop and the data plane call glibc's wrappers (epoll_wait, recv, send, splice,
+ * ...), which switch the thread's cancellation state around each call with two atomic
+ * operations; in a cpu-clock profile of the connection workload those switches were
+ * 2.1% of the worker's samples. Left out after an A/B (2026-12-07, prism-b, 7 rounds,
+ * every TCP and UDP test): the same calls made through syscall(2) gave 1.00 times the
+ * connections/s (better in 3 of 7 rounds), 1.00 times the connections per busy core
+ * (2 of 7), 0.99 times the 1-stream throughput (1 of 7) and 0.97 times the sustained
+ * UDP rate (1 of 7): nothing to show for a second way of making system calls.
+ *
  * Tasks (loop_task_queue): a callback that stops early so that one busy connection
  * does not hold the thread gives way with a task, which runs after the I/O of the
  * next iteration; the wait before it polls without blocking.
