@@ -232,3 +232,30 @@ def test_ab_section_compares_prism_b_round_by_round(tmp_path):
     assert cells[-1] == "1 of 1"
     # prism-b is never a peer: the best peer of the 1-worker table is unchanged.
     assert "(prism-b)" not in "\n".join(section(md, "## Issue #5 targets (1 worker)"))
+
+
+def test_p99_within_the_noise_is_said_so_only_when_the_rounds_split(tmp_path):
+    """When prism's ping-pong p99 beats the best peer's in some rounds and not in others,
+    the report says the medians' difference is noise; when prism is above (or below) in
+    every round it does not."""
+    recs = records()
+    ping = [r for r in recs if r.get("type") == "result" and r["config"] == "1w"
+            and r["test"] == "pingpong" and r["status"] == "ok"]
+    peers = {}
+    for r in ping:
+        if r["target"] not in ("prism", "direct"):
+            peers.setdefault(r["target"], {})[r["round"]] = r["data"]["rtt_p99_us"]
+    ref = min(peers, key=lambda t: statistics.median(peers[t].values()))
+    rounds = sorted(peers[ref])
+    assert len(rounds) == 3
+    for factors, said in (([0.99, 1.01, 1.01], "1 of 3"), ([1.01, 0.5, 0.99], "2 of 3"),
+                          ([1.01, 1.01, 1.01], None), ([0.9, 0.9, 0.9], None)):
+        for r in ping:
+            if r["target"] == "prism":
+                r["data"]["rtt_p99_us"] = peers[ref][r["round"]] * factors[rounds.index(r["round"])]
+        md = report(tmp_path, recs)
+        if said:
+            assert ("prism's p99 was at or below %s's in %s rounds and above it in the others"
+                    % (ref, said)) in md
+        else:
+            assert "prism's p99 was at or below" not in md
