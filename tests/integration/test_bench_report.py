@@ -259,3 +259,23 @@ def test_p99_within_the_noise_is_said_so_only_when_the_rounds_split(tmp_path):
                     % (ref, said)) in md
         else:
             assert "prism's p99 was at or below" not in md
+
+
+def test_retransmissions_on_8_streams_come_from_the_rounds(tmp_path):
+    """The bulk paragraph gives each target's range of retransmitted segments on 8
+    streams and, where some rounds had under 50, how many; records without the count
+    give no such sentence."""
+    md = report(tmp_path)
+    prism = [r["data"]["retransmits"] for r in records() if r.get("type") == "result"
+             and r["config"] == "1w" and r["test"] == "bulk8" and r["target"] == "prism"]
+    assert len(prism) == 3 and min(prism) < 50  # the fixture has such a round
+    assert ("between rounds: prism %d–%d, under 50 in 1 of 3 rounds (haproxy-splice "
+            % (min(prism), max(prism))) in md
+    assert "haproxy 3–14, under 50 in 3 of 3 rounds" in md
+    assert "haproxy-busy 617–636," in md  # none under 50: no clause
+    recs = records()
+    for r in recs:
+        if r.get("type") == "result" and r["test"] == "bulk8":
+            r["data"].pop("retransmits", None)
+    md = report(tmp_path, recs)
+    assert "Segments the iperf3 client sent again" not in md
