@@ -856,8 +856,11 @@ def where_the_time_goes(res, cfg, med, out):
             "longer than its probe timeout (about two smoothed round trips) for an ACK. Across the bench runs of 2026-12-07 on this host "
             "(17 results files), prism's 8-stream rounds with under 50 of them moved a median "
             "15.5 Gbit/s (17 rounds) against 11.6 in the others (91), haproxy-splice's 13.0 "
-            "(32) against 11.9 (38): without them prism is the faster, but its streams had them "
-            "in most rounds, and what sets them off was not found." % (
+            "(32) against 11.9 (38). The probes come with the slow state rather than cause "
+            "it: with them turned off machine-wide (net.ipv4.tcp_early_retrans=0, by hand, 3 "
+            "runs of 4 s each, 2026-12-07) the machine's TCP sent 52 to 66 segments again "
+            "instead of 627 to 803 (nstat, both legs), and prism moved 11.25 to 11.97 Gbit/s "
+            "against 10.98 to 11.73 with them. What puts prism's streams in the fast state in some rounds was not found." % (
                 few("prism"), ", ".join("%s %s" % (t, few(t)) for t in PEERS if retrans.get(t))))
     ping = ("**Ping-pong** p99 between rounds: prism %s µs, %s." % (
         spread("prism", "rtt_p99"),
