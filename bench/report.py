@@ -547,14 +547,15 @@ def rounds_met_count(res, cfg, key, ref_t, factor, better):
 
 
 def retransmits_8(res, cfg):
-    """{target: [(retransmitted segments, Gbit/s)]} of the 8-stream tests that counted them."""
+    """{target: [segments the iperf3 client sent again, per round]} of the 8-stream tests
+    that counted them."""
     m = metric_by_key(res, "bulk8_gbps")
     out = {}
     for t in ["prism"] + PEERS:
-        rows = [(r["data"].get("retransmits"), v) for r, v in res.each(cfg, t, m)]
-        rows = [(k, v) for k, v in rows if k is not None]
-        if rows:
-            out[t] = rows
+        counts = [r["data"].get("retransmits") for r, _ in res.each(cfg, t, m)]
+        counts = [k for k in counts if k is not None]
+        if counts:
+            out[t] = counts
     return out
 
 
@@ -845,23 +846,25 @@ def where_the_time_goes(res, cfg, med, out):
     retrans = retransmits_8(res, cfg)
     if sc.get("prism") and retrans.get("prism"):  # after the bulk paragraph
         def few(t):
-            n = sum(1 for k, _ in retrans[t] if k < 50)
-            return "%d–%d%s" % (min(k for k, _ in retrans[t]), max(k for k, _ in retrans[t]),
+            n = sum(1 for k in retrans[t] if k < 50)
+            return "%d–%d%s" % (min(retrans[t]), max(retrans[t]),
                                 ", under 50 in %d of %d rounds" % (n, len(retrans[t])) if n else "")
         lines[-1] += (
             " Segments the iperf3 client sent again on 8 streams (its count: the leg into the "
             "proxy), between rounds: prism %s (%s). On loopback nothing is lost: counted with "
             "nstat by hand (2026-12-07), nearly all of prism's were tail-loss probes that the "
             "receiver answered with a DSACK, segments sent again after the sender had waited "
-            "longer than its probe timeout (about two smoothed round trips) for an ACK. Across the bench runs of 2026-12-07 on this host "
-            "(17 results files), prism's 8-stream rounds with under 50 of them moved a median "
-            "15.5 Gbit/s (17 rounds) against 11.6 in the others (91), haproxy-splice's 13.0 "
-            "(32) against 11.9 (38). The probes come with the slow state rather than cause "
-            "it: with them turned off machine-wide (net.ipv4.tcp_early_retrans=0, by hand, 3 "
-            "runs of 4 s each, 2026-12-07) the machine's TCP sent 52 to 66 segments again "
-            "instead of 627 to 803 (nstat, both legs), and prism moved 11.25 to 11.97 Gbit/s "
-            "against 10.98 to 11.73 with them. What puts prism's streams in the fast state in some rounds was not found." % (
-                few("prism"), ", ".join("%s %s" % (t, few(t)) for t in PEERS if retrans.get(t))))
+            "longer than its probe timeout (about two smoothed round trips) for an ACK. "
+            "Across the bench runs of 2026-12-07 on this host (17 results files), prism's "
+            "8-stream rounds with under 50 of them moved a median 15.5 Gbit/s (17 rounds) "
+            "against 11.6 in the others (91), haproxy-splice's 13.0 (32) against 11.9 (38). "
+            "The probes come with the slow state rather than cause it: with them turned off "
+            "machine-wide (net.ipv4.tcp_early_retrans=0, by hand, 3 runs of 4 s each, "
+            "2026-12-07) the machine's TCP sent 52 to 66 segments again instead of 627 to 803 "
+            "(nstat, both legs), and prism moved 11.25 to 11.97 Gbit/s against 10.98 to 11.73 "
+            "with them. What puts prism's streams in the fast state in some rounds was not "
+            "found." % (few("prism"),
+                        ", ".join("%s %s" % (t, few(t)) for t in PEERS if retrans.get(t))))
     ping = ("**Ping-pong** p99 between rounds: prism %s µs, %s." % (
         spread("prism", "rtt_p99"),
         ", ".join("%s %s µs" % (t, spread(t, "rtt_p99")) for t in PEERS
