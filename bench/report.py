@@ -856,14 +856,17 @@ def where_the_time_goes(res, cfg, med, out):
             "receiver answered with a DSACK, segments sent again after the sender had waited "
             "longer than its probe timeout (about two smoothed round trips) for an ACK. "
             "Across the bench runs of 2026-12-07 on this host (17 results files), prism's "
-            "8-stream rounds with under 50 of them moved a median 15.5 Gbit/s (17 rounds) "
-            "against 11.6 in the others (91), haproxy-splice's 13.0 (32) against 11.9 (38). "
-            "The probes come with the slow state rather than cause it: with them turned off "
+            "8-stream rounds fell into three groups: 9 with under 50 at 15.5–16.8 Gbit/s "
+            "(prism's core busy 0.62–0.67 of the time), 91 with 50 or more at 10.0–14.3 "
+            "(median 11.6, busy a median 0.44) and 8 with under 50 at 8.9–10.6 (busy "
+            "0.30–0.35); haproxy-splice moved a median 13.0 in its 32 rounds with under 50 and "
+            "11.9 in its 38 with them. "
+            "The probes come with the middle state rather than cause it: with them turned off "
             "machine-wide (net.ipv4.tcp_early_retrans=0, by hand, 3 runs of 4 s each, "
             "2026-12-07) the machine's TCP sent 52 to 66 segments again instead of 627 to 803 "
             "(nstat, both legs), and prism moved 11.25 to 11.97 Gbit/s against 10.98 to 11.73 "
-            "with them. What puts prism's streams in the fast state in some rounds was not "
-            "found." % (few("prism"),
+            "with them. What puts prism's streams in the fast state (or the slowest) in some "
+            "rounds was not found." % (few("prism"),
                         ", ".join("%s %s" % (t, few(t)) for t in PEERS if retrans.get(t))))
     ping = ("**Ping-pong** p99 between rounds: prism %s µs, %s." % (
         spread("prism", "rtt_p99"),
