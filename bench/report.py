@@ -866,7 +866,14 @@ def where_the_time_goes(res, cfg, med, out):
             "2026-12-07) the machine's TCP sent 52 to 66 segments again instead of 627 to 803 "
             "(nstat, both legs), and prism moved 11.25 to 11.97 Gbit/s against 10.98 to 11.73 "
             "with them. What puts prism's streams in the fast state (or the slowest) in some "
-            "rounds was not found." % (few("prism"),
+            "rounds was not found. What keeps them out of the middle one is known: there, "
+            "prism's origin sockets held 17.6 to 29.7 MB unsent (summed over the 8 streams; "
+            "`ss`, by hand), which the receiver then read cold. Bounding that with "
+            "TCP_NOTSENT_LOWAT (bench A/B, 7 rounds, 2026-12-07) gave 1.37 times the 8-stream "
+            "throughput at 128 KiB (better in 7 of 7 rounds), but 0.94 times on 1 stream and "
+            "0.69 times its Gbit/s per busy core, the worker being woken for each refill; "
+            "1.10, 0.98 and 0.85 times at 1 MiB. prism does not set it yet "
+            "(src/proxy/tunnel.c)." % (few("prism"),
                         ", ".join("%s %s" % (t, few(t)) for t in PEERS if retrans.get(t))))
     ping = ("**Ping-pong** p99 between rounds: prism %s µs, %s." % (
         spread("prism", "rtt_p99"),
