@@ -46,8 +46,8 @@
  * which bounds the bytes a socket holds unsent, so back-pressure reaches the pipe
  * before megabytes queue up in the kernel. On loopback, without it, 8 iperf3 streams
  * mostly had 17.6 to 29.7 MB not yet acknowledged in prism's origin sockets (summed
- * Send-Q of `ss`, 16 runs by hand, 2026-12-07), and the receiver read bytes that had
- * gone cold. With 128 KiB, under 0.1 MB in 6 runs. Bench A/B (prism-b, 7 rounds,
+ * Send-Q of `ss`, 16 runs by hand, 2026-12-07), bytes the receiver read long after they
+ * were written. With 128 KiB, under 0.1 MB in 6 runs. Bench A/B (prism-b, 7 rounds,
  * 2026-12-07): 8 streams moved 1.37 times as much (better in 7 of 7 rounds), but 1
  * stream 0.94 times, at 0.69 times the Gbit/s per busy core, since the worker is woken
  * for each refill; with 512 KiB 1.23, 0.94 and 0.74 times; with 1 MiB 1.10, 0.98 and
