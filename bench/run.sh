@@ -584,6 +584,7 @@ start_target() {
     local t=$1 wrap=${2:-} cfg pid ok with_udp
     TARGET_ROOTS=()
     START_ERR=""
+    TARGET_SPINS=0 # 1: it polls by configuration, so its CPU never settles (quiesce)
     if [ "$t" = direct ]; then
         PORT_ECHO=$ECHO_PORT PORT_BULK=$IPERF_PORT PORT_UDP=$ECHO_PORT
         return 0
@@ -625,8 +626,8 @@ start_target() {
         ;;
     haproxy | haproxy-splice | haproxy-busy)
         cfg=$TMP/$t-$CONFIG.cfg
-        write_haproxy_cfg "$cfg" "$([ "$t" = haproxy ] && echo 0 || echo 1)" \
-            "$([ "$t" = haproxy-busy ] && echo 1 || echo "${HAPROXY_BUSY_POLLING:-0}")"
+        TARGET_SPINS=$([ "$t" = haproxy-busy ] && echo 1 || echo "${HAPROXY_BUSY_POLLING:-0}")
+        write_haproxy_cfg "$cfg" "$([ "$t" = haproxy ] && echo 0 || echo 1)" "$TARGET_SPINS"
         PORT_UDP="" # HAProxy 2.6 proxies no UDP
         haproxy -c -q -f "$cfg" >"$TMP/$t.check" 2>&1 || {
             START_ERR="config refused: $(head -c 300 "$TMP/$t.check")"
@@ -711,15 +712,16 @@ socket_count() {
 # Waits (at most 5 s) until the proxy is idle: no CPU tick over 100 ms, and no more
 # children than it had at start (socat keeps a process per closing connection for 0.5 s).
 # Without this, the tail of one test (closing thousands of connections) runs into the next.
-# haproxy-busy spins by configuration, so its CPU never settles: it is idle once it holds
-# no more sockets than just after it started (SOCKETS_BASE), its connections closed.
+# A target that spins by configuration (TARGET_SPINS: haproxy-busy, or any HAProxy with
+# HAPROXY_BUSY_POLLING=1) never settles its CPU: it is idle once it holds no more sockets
+# than just after it started (SOCKETS_BASE), its connections closed.
 quiesce() {
     local i a b kids r
     [ ${#TARGET_ROOTS[@]} -gt 0 ] || return 0
     a=$(cpu_seconds)
     for ((i = 0; i < 50; i++)); do
         sleep 0.1
-        if [ "$TARGET" = haproxy-busy ]; then
+        if [ "$TARGET_SPINS" = 1 ]; then
             [ "$(socket_count)" -le "$SOCKETS_BASE" ] && return 0
             continue
         fi
