@@ -219,6 +219,11 @@ def best(values, better):
     return (max if better == "high" else min)(vals)
 
 
+def best_median(med, targets, key, better):
+    """best() of the medians med(t, <key>) of <targets>: (value, target)."""
+    return best([(t, med(t, key)) for t in targets], better)
+
+
 def metric_by_key(res, key):
     for m in res.metrics:
         if m[0] == key:
@@ -570,7 +575,7 @@ def targets_section(res, out):
         return res.median(cfg, t, metric_by_key(res, key))
 
     def best_of(ts, key, better):
-        return best([(t, med(t, key)) for t in ts], better)
+        return best_median(med, ts, key, better)
 
     def rounds_met(key, ref_t, factor, better):
         met = rounds_met_count(res, cfg, key, ref_t, factor, better)
@@ -754,9 +759,9 @@ def where_the_time_goes(res, cfg, med, out):
                 pct(med("prism", key)), what, pct(med("direct", key)),
                 peers_list(lambda t: pct(med(t, key))))) + after
 
-    conn_peer, _ = best([(t, med(t, "conn_core")) for t in HAPROXY + ["nginx"]], "high")
-    conn_short = (conn_peer is not None and med("prism", "conn_core") is not None
-                  and med("prism", "conn_core") < 1.3 * conn_peer)
+    conn_ref, _ = best_median(med, HAPROXY + ["nginx"], "conn_core", "high")
+    conn_short = (conn_ref is not None and med("prism", "conn_core") is not None
+                  and med("prism", "conn_core") < 1.3 * conn_ref)
     if sc.get("prism"):
         lines.append(
             "**New connections** are the kernel's work for every proxy: during the connection "
@@ -880,7 +885,7 @@ def where_the_time_goes(res, cfg, med, out):
         spread("prism", "rtt_p99"),
         ", ".join("%s %s µs" % (t, spread(t, "rtt_p99")) for t in PEERS
                   if res.values(cfg, t, metric_by_key(res, "rtt_p99")))))
-    p99_ref = best([(t, med(t, "rtt_p99")) for t in PEERS], "low")[1]
+    p99_ref = best_median(med, PEERS, "rtt_p99", "low")[1]
     p99_met = rounds_met_count(res, cfg, "rtt_p99", p99_ref, 1.0, "low")
     if p99_met and 0 < p99_met[0] < p99_met[1]:
         ping += (" prism's p99 was at or below %s's in %d of %d rounds and above it in the "
