@@ -147,7 +147,8 @@ void worker_emit(struct worker *w, const struct event_rec *rec)
 
 /* --- listeners --- */
 
-/* Accepts up to ACCEPT_BATCH connections; returns how many. */
+/* Accepts up to ACCEPT_BATCH connections. Returns less than ACCEPT_BATCH once the
+ * queue is empty or accepting failed, ACCEPT_BATCH when more may be waiting. */
 static int accept_batch(struct loop *loop, struct loop_io *io)
 {
     struct wlistener *wl = container_of(io, struct wlistener, io);
@@ -160,7 +161,9 @@ static int accept_batch(struct loop *loop, struct loop_io *io)
         int fd = accept4(io->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd == -1) {
-            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+            if (errno == EINTR || errno == ECONNABORTED) /* that one is gone; next */
+                continue;
+            if (errno == EAGAIN)
                 return i;
             w->stats.accept_errors++;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -213,12 +216,28 @@ static void wlistener_close_fd(struct worker *w, struct wlistener *wl)
     }
 }
 
+/* Stops watching a TCP listener after taking what the kernel already accepted
+ * for us. Closing a listening socket resets every connection still in its
+ * queue, yet those clients completed their handshake with us, so they are
+ * served, under the configuration they arrived in (the worker's current
+ * snapshot, which still holds <wl>'s binding). A handshake that completes
+ * between the last accept and the close is still reset: the kernel has no way
+ * to stop a listener taking new clients but keep its queue. */
+static void wlistener_take_queue(struct worker *w, struct wlistener *wl)
+{
+    if (!wl->io.is_added)
+        return;
+    loop_io_del(w->loop, &wl->io);
+    for (int i = 0; i < 64 && accept_batch(w->loop, &wl->io) == ACCEPT_BATCH; i++) {
+    }
+}
+
 static void wlistener_remove(struct worker *w, struct wlistener *wl)
 {
     if (wl->l->proto == APP_UDP)
         flow_listener_stop(w, wl);
     else
-        loop_io_del(w->loop, &wl->io);
+        wlistener_take_queue(w, wl);
     wlistener_close_fd(w, wl);
     wl->l->worker_slot[w->index] = NULL;
     list_del(&wl->link);
@@ -337,11 +356,7 @@ static void start_drain(struct worker *w, uint64_t deadline_ms)
         /* Take what the kernel already accepted for us, then stop listening on
          * our socket of the group, so that new clients are refused at once
          * instead of waiting in a queue nobody reads. */
-        if (wl->io.is_added) {
-            for (int i = 0; i < 64 && accept_batch(w->loop, &wl->io) == ACCEPT_BATCH; i++) {
-            }
-            loop_io_del(w->loop, &wl->io);
-        }
+        wlistener_take_queue(w, wl);
         wlistener_close_fd(w, wl);
     }
     /* UDP flows have no end of their own: a drain closes them at once. */
@@ -402,6 +417,9 @@ static void *worker_main(void *arg)
 
     snprintf(name, sizeof(name), "w%d", w->index);
     log_set_thread_name(name);
+    /* "prism-w0" in top -H and /proc/<pid>/task/<tid>/comm (at most 15 bytes). */
+    snprintf(name, sizeof(name), "prism-w%d", w->index);
+    (void)pthread_setname_np(pthread_self(), name);
     err = loop_run(w->loop);
     if (err < 0)
         log_error("event loop failed: %s", strerror(-err));

@@ -23,8 +23,8 @@ function step(name) {
   console.log(`ok ${name}`);
 }
 
-// Connects to 127.0.0.1:port, sends a line, expects it back. Resolves true, or
-// false when the connection is refused.
+// Connects to 127.0.0.1:port, sends a line, expects it back. Resolves true, false
+// when the connection is refused, or "reset" when it is reset.
 function echo(port, payload = "hello prism\n") {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: "127.0.0.1", port });
@@ -43,14 +43,21 @@ function echo(port, payload = "hello prism\n") {
     s.on("error", (e) => {
       clearTimeout(timer);
       if (e.code === "ECONNREFUSED") resolve(false);
+      else if (e.code === "ECONNRESET") resolve("reset");
       else reject(e);
     });
   });
 }
 
+// Probes <port> until traffic flows (want true) or is refused (want false). A
+// reset fails a probe that wants traffic. While a port is being closed, a client
+// whose handshake completes between prism's last accept and its close is reset by
+// the kernel, so there a reset only means "not closed yet".
 async function waitEcho(port, want) {
   for (let i = 0; i < 50; i++) {
-    if ((await echo(port)) === want) return;
+    const got = await echo(port);
+    if (got === want) return;
+    if (got === "reset" && want) throw new Error(`port ${port}: a connection was reset`);
     await new Promise((r) => setTimeout(r, 20));
   }
   throw new Error(`port ${port}: traffic ${want ? "never flowed" : "never stopped"}`);
