@@ -51,7 +51,15 @@
  * 2026-12-07): 8 streams moved 1.37 times as much (better in 7 of 7 rounds), but 1
  * stream 0.94 times, at 0.69 times the Gbit/s per busy core, since the worker is woken
  * for each refill; with 512 KiB 1.23, 0.94 and 0.74 times; with 1 MiB 1.10, 0.98 and
- * 0.85 times. No size kept every 1-stream figure, so none is set.
+ * 0.85 times. No size kept every 1-stream figure, so none is set. Setting it only on
+ * the destination of a streaming direction while the worker had two or more streaming
+ * directions in the same or the previous millisecond kept the 1-stream figures (prism-b,
+ * 7 rounds each, 2026-12-07, with 128 KiB, 256 KiB and 1 MiB: 1.04, 1.00 and 1.01 times
+ * the throughput, 1.05, 0.98 and 0.99 times the Gbit/s per busy core), but
+ * 8 streams then moved 1.26, 1.29 and 1.08 times as much at 0.83, 0.69 and 0.95 times
+ * the Gbit/s per busy core: the throughput asked of 8 streams, bought with the CPU
+ * per byte asked of them. Left out; we read the gain as the co-located receiver
+ * reading warmer bytes, which a remote origin would not see (an inference).
  *
  * The PROXY header is written into the client->origin pipe before any client byte,
  * so it reaches the origin first, in one segment, through the same path.
