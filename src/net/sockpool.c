@@ -67,6 +67,7 @@ static int sock_open(struct sock_pool *pool, struct pooled_sock *s, loop_io_fn c
         return err;
     }
     s->keepalive_ms = 0;
+    s->is_cc_local = false;
     s->port = 0;
     s->is_reuseaddr = false;
     s->is_bound = false;
@@ -150,6 +151,30 @@ static void take_port(struct pooled_sock *s)
         s->port = addr_port(&local);
 }
 
+/* Gives <s> the congestion control its origin calls for (see sockpool.h): reno for a
+ * loopback origin when the namespace's default is BBR, the default otherwise. The
+ * default is read once, from the first socket to connect, which nothing changed yet. */
+static void set_congestion_control(struct sock_pool *pool, struct pooled_sock *s, bool is_local)
+{
+    const char *name;
+
+    if (!pool->is_cc_known) {
+        socklen_t len = sizeof(pool->cc_default) - 1;
+
+        pool->is_cc_known = true;
+        if (getsockopt(s->io.fd, IPPROTO_TCP, TCP_CONGESTION, pool->cc_default, &len) == 0 &&
+            strncmp(pool->cc_default, "bbr", 3) == 0)
+            pool->cc_local = "reno";
+    }
+    if (!pool->cc_local || s->is_cc_local == is_local)
+        return;
+    name = is_local ? pool->cc_local : pool->cc_default;
+    if (setsockopt(s->io.fd, IPPROTO_TCP, TCP_CONGESTION, name, (socklen_t)strlen(name)) == 0)
+        s->is_cc_local = is_local;
+    else if (is_local)
+        pool->cc_local = NULL; /* not allowed here: stop asking */
+}
+
 int sock_pool_connect(struct sock_pool *pool, struct pooled_sock *s,
                       const struct sockaddr_storage *dst)
 {
@@ -170,6 +195,7 @@ int sock_pool_connect(struct sock_pool *pool, struct pooled_sock *s,
             return err;
         pool->n_ports_taken++;
     }
+    set_congestion_control(pool, s, addr_is_loopback(dst));
     if (is_kept)
         take_port(s);
     if (connect(s->io.fd, (const struct sockaddr *)dst, len) == -1 && errno != EINPROGRESS)

@@ -496,8 +496,8 @@ def test_short_connections_reuse_one_origin_socket(prism, origins, ports, procs,
     first), with strace on prism. Each ends with our FIN to the origin by shutdown()
     and the origin's FIN read, so its origin socket is left in state CLOSE and the next
     connection reuses it: one socket() and two setsockopt (TCP_NODELAY, and SO_REUSEADDR
-    for a loopback origin; the keepalive options wait until a connection lasts) for all
-    50, a connect(AF_UNSPEC) as each socket goes back to the pool (the last one too),
+    for a loopback origin; the keepalive options wait until a connection lasts; a third,
+    TCP_CONGESTION, where the default congestion control is BBR) for all 50, a connect(AF_UNSPEC) as each socket goes back to the pool (the last one too),
     one shutdown per connection (the client's FIN comes with close()), and the counters
     say so. The origin is on loopback, so the socket keeps its port: a bind to port 0
     and a getsockname before its first connect, a bind to that port as it first comes
@@ -536,10 +536,13 @@ def test_short_connections_reuse_one_origin_socket(prism, origins, ports, procs,
     unspec = [x for x in calls["connect"] if "AF_UNSPEC" in x]
     assert len(tcp_sockets) == 1, f"{len(tcp_sockets)} TCP socket() calls for {n} connections: {tcp_sockets[:5]}"
     assert len(unspec) == n, f"{len(unspec)} connect(AF_UNSPEC) calls for {n} sockets returned to the pool"
-    assert len(calls["setsockopt"]) == 2, (
+    # TCP_CONGESTION too when the machine's default is BBR (reno for a loopback origin)
+    with open("/proc/sys/net/ipv4/tcp_congestion_control") as f:
+        want = ["TCP_NODELAY", "TCP_CONGESTION", "SO_REUSEADDR"] if f.read().startswith("bbr") else ["TCP_NODELAY", "SO_REUSEADDR"]
+    assert len(calls["setsockopt"]) == len(want), (
         f"{len(calls['setsockopt'])} setsockopt calls for {n} connections: " + "\n".join(calls["setsockopt"][:12])
     )
-    assert "TCP_NODELAY" in calls["setsockopt"][0] and "SO_REUSEADDR" in calls["setsockopt"][1]
+    assert all(opt in call for opt, call in zip(want, calls["setsockopt"])), calls["setsockopt"]
     kept = echo.peers[0][1]
     binds = [x for x in calls["bind"] if "AF_INET" in x and "sin_port=htons(" in x]
     assert len(binds) == 2, f"binds of the origin socket: {binds}"
@@ -869,3 +872,52 @@ def test_tiny_user_timeout_still_gets_keepalive_and_idle_timeout(prism, origins,
     assert data == b"", f"unexpected bytes {data!r}"
     _, d = p.conn_events(cport)
     check_record(d, Application="tiny", Status=200)
+
+
+def origin_socket_cc(ns, origin_port):
+    """(congestion control, inode) of the one established socket in <ns> whose peer
+    is port <origin_port>: prism's origin socket (the origin's own has it as its source)."""
+    out = ns.run(["ss", "-tieHn", "state", "established", f"( dport = :{origin_port} )"]).stdout
+    ccs = re.findall(r"\s(reno|cubic|bbr\d?)\s", out)  # not "bbr:(bw:...)"
+    inos = re.findall(r"\bino:(\d+)", out)
+    assert len(ccs) == 1 and len(inos) == 1, f"want one socket to port {origin_port}:\n{out}"
+    return ccs[0], inos[0]
+
+
+def test_loopback_origin_sockets_are_not_paced(prism, origins, netns):
+    """In a namespace whose default congestion control is BBR (which paces every send
+    with timers), prism's socket to a loopback origin uses reno, and its socket to an
+    origin on another local address keeps the default; a pooled socket that served the
+    loopback origin is switched back when it next serves the other one. Timestamps are
+    off in the namespace, so origin sockets keep no port and one socket serves both."""
+    ns = netns()
+    if "bbr" not in ns.run(["cat", "/proc/sys/net/ipv4/tcp_available_congestion_control"]).stdout.split():
+        pytest.skip("this kernel has no BBR")
+    ns.run(["sysctl", "-qw", "net.ipv4.tcp_congestion_control=bbr"])
+    ns.run(["sysctl", "-qw", "net.ipv4.tcp_timestamps=0"])
+    ns.run(["ip", "addr", "add", "10.99.0.1/32", "dev", "lo"])
+    local = origins.echo("127.0.0.1", port=17021, sock_factory=ns.socket)
+    other = origins.echo("10.99.0.1", port=17022, sock_factory=ns.socket)
+    cfg = edge_cfg(
+        [app("lo", "tcp/17023", local.addr), app("other", "tcp/17024", other.addr)], edges=("127.0.0.1",)
+    )
+    cfg["workers"] = 1
+    prism(cfg, netns=ns)
+
+    a = connect("127.0.0.1", 17023, sock=ns.socket())
+    assert a.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0") == b"bbr"
+    a.sendall(b"ping")
+    assert recv_exact(a, 4) == b"ping"
+    cc_a, ino_a = origin_socket_cc(ns, 17021)
+    assert cc_a == "reno", f"prism's socket to a loopback origin uses {cc_a}"
+    a.shutdown(socket.SHUT_WR)  # the client closes first: the origin socket goes back clean
+    assert recv_until_eof(a) == (b"", None)
+    a.close()
+
+    b = connect("127.0.0.1", 17024, sock=ns.socket())
+    b.sendall(b"pong")
+    assert recv_exact(b, 4) == b"pong"
+    cc_b, ino_b = origin_socket_cc(ns, 17022)
+    assert ino_b == ino_a, "the origin socket was not reused; nothing switched back"
+    assert cc_b == "bbr", f"prism's socket to 10.99.0.1 uses {cc_b}, not the namespace's default"
+    b.close()
