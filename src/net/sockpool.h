@@ -49,9 +49,11 @@
  * and nothing is ever lost on the way, so a socket connecting to one is switched to
  * reno (built in, and allowed to every user), and back to the default should it later
  * serve a remote origin. In the bench harness (1 worker, iperf3 through prism to an
- * origin on loopback, 7 rounds, 2026-12-07, bbr the machine's default), an origin
- * socket without pacing moved 1.89 times the bytes on 1 stream and 1.70 times on 8
- * (better in 7 of 7 rounds each), at 1.76 and 1.30 times the Gbit/s per busy core.
+ * origin on loopback, 7 rounds, 2026-12-07, bbr the machine's default), origin sockets
+ * with reno moved 1.84 times the bytes on 1 stream and 1.66 times on 8 (better in 7 of
+ * 7 rounds each), at 1.85 and 1.32 times the Gbit/s per busy core, and made 1.04 times
+ * the connections/s (5 of 7); cubic instead of reno gave about the same (1.89 and 1.70
+ * times). The iperf3 client in that test, and the proxies beside prism, still pace.
  * Any other default is left alone: it does not pace unless asked to (fq qdisc).
  *
  * Sockets closed with a reset, after an error or a failed connect, or while a FIN is
