@@ -670,6 +670,27 @@ def ab_section(res, out):
         out.append("")
 
 
+def congestion_control_sentence(cc):
+    """Opens the bulk paragraph: the machine's default congestion control, and where a
+    pacing one (BBR) is the default, what prism does for loopback origins."""
+    head = "**TCP bulk**: "
+    if not cc:
+        return head
+    text = head + ("the machine's default congestion control is %s (net.ipv4.tcp_congestion_control), "
+                   "which the iperf3 client and every proxy beside prism use. " % cc)
+    if cc.startswith("bbr"):
+        text += ("BBR paces every send with kernel timers to its model of the path's bandwidth; "
+                 "prism gives its sockets to a loopback origin reno instead (src/net/sockpool.h), "
+                 "since on loopback there is no path to model and nothing is lost. So prism's leg "
+                 "to the origin is not paced, while the iperf3 client's leg into it, and the one "
+                 "leg without a proxy (direct), are: that is how prism can move more than direct. "
+                 "In an A/B of 7 rounds (2026-12-07, bulk tests, prism-b), reno gave 1.84 times "
+                 "the throughput on 1 stream and 1.66 times on 8 (better in 7 of 7 rounds each), "
+                 "at 1.85 and 1.32 times the Gbit/s per busy core; the A/Bs quoted below from "
+                 "before it were measured with prism's origin sockets paced. ")
+    return text
+
+
 def where_the_time_goes(res, cfg, med, out):
     """Facts from this run that say what bounds each headline figure."""
     def spread(t, key):
@@ -809,8 +830,10 @@ def where_the_time_goes(res, cfg, med, out):
                 "(saving the ACK of the origin's SYN-ACK, as HAProxy's tcp-smart-connect "
                 "does, waits up to 200 ms for data to carry it when the client has sent "
                 "none yet)." % (segs("prism"), peers_list(segs)))
-        lines.append(
-            "**TCP bulk**: proxy cores busy on 1 stream: prism %s (%s). Where prism's core is "
+        lines.append(congestion_control_sentence(res.meta.get("machine", {}).get("tcp_congestion_control")))
+        lines[-1] += "P" if lines[-1].endswith(". ") else "p"
+        lines[-1] += (
+            "roxy cores busy on 1 stream: prism %s (%s). Where prism's core is "
             "not saturated its CPU is not the limit: the load side (iperf3's client and server "
             "share CPU 1) and the wakeups between the two CPUs are, which a proxy that spins "
             "instead of sleeping (haproxy-busy) avoids at the price of a full core; prism "
@@ -860,7 +883,8 @@ def where_the_time_goes(res, cfg, med, out):
             "nstat by hand (2026-12-07), nearly all of prism's were tail-loss probes that the "
             "receiver answered with a DSACK, segments sent again after the sender had waited "
             "longer than its probe timeout (about two smoothed round trips) for an ACK. "
-            "Across the bench runs of 2026-12-07 on this host (17 results files), prism's "
+            "While prism's origin sockets still paced (BBR, before its loopback origins got "
+            "reno), across the bench runs of 2026-12-07 on this host (17 results files), prism's "
             "8-stream rounds fell into three groups: 9 with under 50 at 15.5–16.8 Gbit/s "
             "(prism's core busy 0.62–0.67 of the time), 91 with 50 or more at 10.0–14.3 "
             "(median 11.6, busy a median 0.44) and 8 with under 50 at 8.9–10.6 (busy "
@@ -1042,7 +1066,10 @@ def write(res, path_out, results_path):
     for k, label in (("nproc", "CPUs"), ("cpu_model", "CPU model"), ("kernel", "kernel"),
                      ("mem_total", "memory"), ("nofile_limit", "open files per process"),
                      ("ip_local_port_range", "ephemeral ports"), ("tcp_tw_reuse", "tcp_tw_reuse"),
+                     ("tcp_congestion_control", "TCP congestion control (default)"),
                      ("loadavg_start", "load average at start")):
+        if k == "tcp_congestion_control" and not mach.get(k):
+            continue  # not recorded before 2026-12-07
         out.append("| %s | %s |" % (label, str(mach.get(k, "")).replace("\t", "–")))
     if mach.get("cpu_busy_start") is not None:
         out.append("| CPU busy in the second before the run | %.0f%% |" % (100 * mach["cpu_busy_start"]))

@@ -1164,6 +1164,7 @@ meta = {
                 "nofile_limit": run("sh -c 'ulimit -n'"),
                 "ip_local_port_range": run("cat /proc/sys/net/ipv4/ip_local_port_range"),
                 "tcp_tw_reuse": run("cat /proc/sys/net/ipv4/tcp_tw_reuse"),
+                "tcp_congestion_control": run("cat /proc/sys/net/ipv4/tcp_congestion_control"),
                 "loadavg_start": open("/proc/loadavg").read().strip(),
                 "cpu_busy_start": float(busy_start) if busy_start else None},
     "versions": {"prism": run("git rev-parse --short HEAD 2>/dev/null") + " (git HEAD; " +

@@ -279,3 +279,29 @@ def test_retransmissions_on_8_streams_come_from_the_rounds(tmp_path):
             r["data"].pop("retransmits", None)
     md = report(tmp_path, recs)
     assert "Segments the iperf3 client sent again" not in md
+
+
+def test_default_congestion_control_is_recorded_and_bbr_explained(tmp_path):
+    """The machine table gives the default congestion control when the run recorded it;
+    with BBR the bulk paragraph says prism's loopback origins get reno and why prism
+    can then move more than direct; with another default it says nothing of reno."""
+    recs = records()
+    meta = next(r for r in recs if r.get("type") == "meta")
+    meta["machine"].pop("tcp_congestion_control", None)
+    md = report(tmp_path, recs)
+    assert "| TCP congestion control (default) |" not in md
+    bulk = next(ln for ln in md.splitlines() if ln.startswith("- **TCP bulk**"))
+    assert bulk.startswith("- **TCP bulk**: proxy cores busy on 1 stream") and "reno instead" not in bulk
+    meta["machine"]["tcp_congestion_control"] = "bbr"
+    md = report(tmp_path, recs)
+    assert "| TCP congestion control (default) | bbr |" in md
+    bulk = next(ln for ln in md.splitlines() if ln.startswith("- **TCP bulk**"))
+    assert "the machine's default congestion control is bbr" in bulk
+    assert "reno instead (src/net/sockpool.h)" in bulk and "can move more than direct" in bulk
+    assert "paced. Proxy cores busy on 1 stream" in bulk
+    meta["machine"]["tcp_congestion_control"] = "cubic"
+    md = report(tmp_path, recs)
+    assert "| TCP congestion control (default) | cubic |" in md
+    bulk = next(ln for ln in md.splitlines() if ln.startswith("- **TCP bulk**"))
+    assert "default congestion control is cubic" in bulk and "reno instead" not in bulk
+    assert "use. Proxy cores busy" in bulk
