@@ -42,9 +42,11 @@
  * next segment. Interactive exchanges keep the adaptive busy poll: they never read
  * at that rate.
  *
- * Not done yet, and the best lead on 8 streams: TCP_NOTSENT_LOWAT on prism's sockets,
- * which bounds the bytes a socket holds unsent, so back-pressure reaches the pipe
- * before megabytes queue up in the kernel. On loopback, without it, 8 iperf3 streams
+ * Not done: TCP_NOTSENT_LOWAT on prism's sockets, which bounds the bytes a socket holds
+ * unsent, so back-pressure reaches the pipe before megabytes queue up in the kernel.
+ * Everything below was measured while prism's origin sockets were paced by BBR, the
+ * machine's default, before loopback origins got reno (net/sockpool.h), which moved
+ * 8 streams further than any of it. On loopback, without the option, 8 iperf3 streams
  * mostly had 17.6 to 29.7 MB not yet acknowledged in prism's origin sockets (summed
  * Send-Q of `ss`, 16 runs by hand, 2026-12-07), bytes the receiver read long after they
  * were written. With 128 KiB, under 0.1 MB in 6 runs. Bench A/B (prism-b, 7 rounds,
@@ -57,8 +59,8 @@
  * 7 rounds each, 2026-12-07, with 128 KiB, 256 KiB and 1 MiB: 1.04, 1.00 and 1.01 times
  * the throughput, 1.05, 0.98 and 0.99 times the Gbit/s per busy core), but
  * 8 streams then moved 1.26, 1.29 and 1.08 times as much at 0.83, 0.69 and 0.95 times
- * the Gbit/s per busy core: the throughput asked of 8 streams, bought with the CPU
- * per byte asked of them. Left out; we read the gain as the co-located receiver
+ * the Gbit/s per busy core: then, the throughput asked of 8 streams, bought with the
+ * CPU per byte asked of them. Left out; we read the gain as the co-located receiver
  * reading warmer bytes, which a remote origin would not see (an inference).
  *
  * The PROXY header is written into the client->origin pipe before any client byte,
