@@ -671,13 +671,13 @@ def ab_section(res, out):
 
 
 def congestion_control_sentence(cc):
-    """Opens the bulk paragraph: the machine's default congestion control, and where a
-    pacing one (BBR) is the default, what prism does for loopback origins."""
-    head = "**TCP bulk**: "
+    """The bulk paragraph's first sentences: the machine's default congestion control,
+    and where a pacing one (BBR) is the default, what prism does for loopback origins.
+    "" when the run did not record it."""
     if not cc:
-        return head
-    text = head + ("the machine's default congestion control is %s (net.ipv4.tcp_congestion_control), "
-                   "which the iperf3 client and every proxy beside prism use. " % cc)
+        return ""
+    text = ("the machine's default congestion control is %s (net.ipv4.tcp_congestion_control), "
+            "which the iperf3 client and every proxy beside prism use. " % cc)
     if cc.startswith("bbr"):
         text += ("BBR paces every send with kernel timers to its model of the path's bandwidth; "
                  "prism gives its sockets to a loopback origin reno instead (src/net/sockpool.h), "
@@ -830,10 +830,9 @@ def where_the_time_goes(res, cfg, med, out):
                 "(saving the ACK of the origin's SYN-ACK, as HAProxy's tcp-smart-connect "
                 "does, waits up to 200 ms for data to carry it when the client has sent "
                 "none yet)." % (segs("prism"), peers_list(segs)))
-        lines.append(congestion_control_sentence(res.meta.get("machine", {}).get("tcp_congestion_control")))
-        lines[-1] += "P" if lines[-1].endswith(". ") else "p"
-        lines[-1] += (
-            "roxy cores busy on 1 stream: prism %s (%s). Where prism's core is "
+        cc = congestion_control_sentence(res.meta.get("machine", {}).get("tcp_congestion_control"))
+        lines.append("**TCP bulk**: " + cc + ("Proxy" if cc else "proxy") + (
+            " cores busy on 1 stream: prism %s (%s). Where prism's core is "
             "not saturated its CPU is not the limit: the load side (iperf3's client and server "
             "share CPU 1) and the wakeups between the two CPUs are, which a proxy that spins "
             "instead of sleeping (haproxy-busy) avoids at the price of a full core; prism "
@@ -870,7 +869,7 @@ def where_the_time_goes(res, cfg, med, out):
                 "byte instead (1 stream, Gbit/s per busy core: haproxy %s, nginx %s, prism "
                 "%s)." % (fmt(med("haproxy", "bulk1_core")), fmt(med("nginx", "bulk1_core")),
                           fmt(med("prism", "bulk1_core"))),
-                rest("prism", "bulk"), peers_list(lambda t: rest(t, "bulk"))))
+                rest("prism", "bulk"), peers_list(lambda t: rest(t, "bulk")))))
     retrans = retransmits_8(res, cfg)
     if sc.get("prism") and retrans.get("prism"):  # after the bulk paragraph
         def few(t):
