@@ -178,7 +178,8 @@ static void set_congestion_control(struct sock_pool *pool, struct pooled_sock *s
 int sock_pool_connect(struct sock_pool *pool, struct pooled_sock *s,
                       const struct sockaddr_storage *dst)
 {
-    bool is_kept = pool->is_keeping_ports && addr_is_loopback(dst);
+    bool is_local = addr_is_loopback(dst);
+    bool is_kept = pool->is_keeping_ports && is_local;
     socklen_t len = addr_len(dst);
     int err;
 
@@ -195,7 +196,7 @@ int sock_pool_connect(struct sock_pool *pool, struct pooled_sock *s,
             return err;
         pool->n_ports_taken++;
     }
-    set_congestion_control(pool, s, addr_is_loopback(dst));
+    set_congestion_control(pool, s, is_local);
     if (is_kept)
         take_port(s);
     if (connect(s->io.fd, (const struct sockaddr *)dst, len) == -1 && errno != EINPROGRESS)
