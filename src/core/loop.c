@@ -32,7 +32,14 @@
  * 1.28 times the p99 of connect, request and reply (better in 0 of 5): the load tool
  * waits for each reply, so every wakeup the worker paid for came off its rate. UDP
  * echoed 1.31 times the datagrams per CPU-second at the same sustained rate. A ping-pong
- * worker worked mostly 10 to 30% of each 10 ms and kept its spin.
+ * worker worked mostly 10 to 30% of each 10 ms and kept its spin. busy_poll_us 0 itself
+ * (2026-12-07, prism-b, 7 rounds, haproxy beside) gave 1.04 times the connections per
+ * busy core (better in 5 of 7 rounds), 0.96 times the connections/s (1 of 7) and 1.19
+ * times that p99 (1 of 7): 28,950 connections per busy core against haproxy's 23,895,
+ * 1.21 times, where the bench asks 1.3. With the spin the worker is busy all through
+ * the connection test (2.92 s of CPU in each 3 s run by hand), since the load side's
+ * core bounds the rate: kernel work taken out of the worker's own calls comes back as
+ * spin, not as idle time or more connections (net/sockpool.h has one such saving).
  *
  * The loop and the data plane call glibc's wrappers (epoll_wait, recv, send, splice,
  * ...), which switch the thread's cancellation state around each call with two atomic

@@ -43,6 +43,18 @@
  * without timestamps does not keep its port; the pool then stops keeping ports (on
  * loopback that means the kernel's timestamps are off) until it is restarted.
  *
+ * Kept ports are bound on the wildcard address. Binding the loopback address itself
+ * (127.0.0.1, ::1) spares the kernel two updates of its table of bound addresses per
+ * connection, one as connect() sets the source address and one as connect(AF_UNSPEC)
+ * clears it: 1.9% of the worker's samples in a cpu-clock profile of the connection
+ * benchmark (2026-12-07), gone with the bind. The bench did not see it (prism-b, 9
+ * rounds each): 1.00 times the connections per busy core (better in 5 of 9 rounds) and
+ * 1.00 times the connections/s (6 of 9), and with busy_poll_us 0 on both 1.00 and 0.99
+ * times (4 and 3 of 9). The load side bounds the rate; with the spin the worker spins
+ * away what it saves (core/loop.c), and without it a 2% saving is within the spread of
+ * its connections per busy core between rounds (25,785 to 29,987 in that run). Left
+ * out.
+ *
  * Loopback origins are not paced. When the namespace's default congestion control is
  * BBR (net.ipv4.tcp_congestion_control), every socket paces what it sends to its model
  * of the path's bandwidth, with kernel timers; a loopback origin has no path to model,
