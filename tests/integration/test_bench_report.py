@@ -180,8 +180,9 @@ def test_other_work_at_the_start_is_reported_from_the_cpu_reading(tmp_path):
 def test_connection_ceiling_of_the_peers_comes_from_their_rounds(tmp_path):
     """With the harness's TIME_WAIT entries cleared before each connection test, the
     report gives each peer's range between rounds and the most entries left at a start;
-    older records without the count get no such sentence. The sentence that prism's
-    own code could not close the per-core gap is there only while the gap is."""
+    older records without the count get no such sentence. The sentences that prism's
+    own code could not close the per-core gap, and that its polling takes up what it
+    saves (with prism's busy share of this run), are there only while the gap is."""
     md = report(tmp_path)
     assert "Each connection test starts with none of the harness's TIME_WAIT entries" not in md
     recs = records()
@@ -195,12 +196,16 @@ def test_connection_ceiling_of_the_peers_comes_from_their_rounds(tmp_path):
     assert "haproxy-busy {:,}–{:,}".format(round(min(rates)), round(max(rates))) in md
     assert "(at most {:,} left on the machine at the start of any)".format(7 * (len(conn) - 1)) in md
     assert "even making it free could not lift connections per core" in md  # 4% short here
+    busy = statistics.median(r["proxy_cpu_s"] / r["wall_s"] for r in conn if r["target"] == "prism")
+    assert "while prism's worker waits for it, it polls for its next event (busy_poll_us)" in md
+    assert "prism's core was busy %.2f of the time (haproxy-splice " % busy in md
     assert "The ceiling is the configuration's, not HAProxy's" in md
     for r in conn:
         if r["target"] == "prism":
             r["proxy_cpu_s"] /= 2  # twice the connections per busy core: the target is met
     md = report(tmp_path, recs)
     assert "even making it free could not lift connections per core" not in md
+    assert "it polls for its next event (busy_poll_us)" not in md
     # A run whose HAProxy had source ports of its own: only nginx is held by the ceiling.
     recs.append({"type": "config", "name": "haproxy-splice-1w.cfg",
                  "text": "backend be_echo\n    server echo 127.0.0.1:1 source 127.0.0.99:1025-65535\n"})
