@@ -40,6 +40,12 @@
  * the connection test (2.92 s of CPU in each 3 s run by hand), since the load side's
  * core bounds the rate: kernel work taken out of the worker's own calls comes back as
  * spin, not as idle time or more connections (net/sockpool.h has one such saving).
+ * A spin that calls sched_yield() after each empty poll, so that a worker sharing its
+ * core lets the load run, was left out (2026-12-07, prism-b, 5 rounds each): with 2
+ * workers and nothing pinned it gave 1.10 times the connections/s (better in 3 of 5
+ * rounds) and 1.24 times the sustained UDP rate (4 of 5) but 1.22 times the ping-pong
+ * p50 (0 of 5); with 1 pinned worker, 0.93 times the connections/s (1 of 5), 0.91 times
+ * the 1-stream throughput (0 of 5) and 1.24 times the ping-pong p99 (0 of 5).
  *
  * The loop and the data plane call glibc's wrappers (epoll_wait, recv, send, splice,
  * ...), which switch the thread's cancellation state around each call with two atomic
