@@ -62,13 +62,17 @@ def load_metric(key, test, label):
     return (key, test, label + ": load CPU busy", "cores", None, load_busy)
 
 
+def busy_metric(key, test, label):
+    return (key, test, label + ": proxy cores busy", "cores", None,
+            lambda r: cpu(r) / r["wall_s"] if cpu(r) is not None and r["wall_s"] else None)
+
+
 def bulk_metrics(test, label):
     return [
         (test + "_gbps", test, label, "Gbit/s", "high", lambda r: r["data"]["bps"] / 1e9),
         (test + "_core", test, label + ", per busy proxy core", "Gbit/s per core", "high",
          lambda r: per_core(r["data"]["bytes"] * 8 / 1e9, r)),
-        (test + "_busy", test, label + ": proxy cores busy", "cores", None,
-         lambda r: cpu(r) / r["wall_s"] if cpu(r) is not None and r["wall_s"] else None),
+        busy_metric(test + "_busy", test, label),
         load_metric(test + "_load", test, label),
     ]
 
@@ -88,8 +92,7 @@ METRICS = (
          lambda r: r["data"]["connect_p99_us"]),
         ("txn_p99", "connrate", "Connect+request+reply p99", "us", "low",
          lambda r: r["data"]["txn_p99_us"]),
-        ("conn_busy", "connrate", "New connections: proxy cores busy", "cores", None,
-         lambda r: cpu(r) / r["wall_s"] if cpu(r) is not None and r["wall_s"] else None),
+        busy_metric("conn_busy", "connrate", "New connections"),
         load_metric("conn_load", "connrate", "New connections"),
         ("conn_err", "connrate", "Failed connections", "count", "low",
          lambda r: sum(r["data"][k] for k in ("err_connect", "err_reset", "err_timeout", "err_addr"))),
