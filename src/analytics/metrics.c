@@ -90,6 +90,10 @@ size_t metrics_render(const struct metrics_input *in, char *buf, size_t len)
     metric(&o, "prism_busy_poll_brief_total", "counter",
            "Waits that busy polled only briefly (20 us), after a bulk stream moved.",
            w->busy_poll_briefs);
+    metric(&o, "prism_busy_poll_contended_total", "counter",
+           "Waits that slept at once instead of busy polling, the worker having waited for "
+           "its CPU, taken by other threads, over a quarter of the last 10 ms (busy_poll_us).",
+           w->busy_poll_contended);
     metric(&o, "prism_events_written_total", "counter", "Event log records written.",
            in->events_written);
     metric(&o, "prism_events_lost_total", "counter", "Event log records lost to write errors.",

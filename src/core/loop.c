@@ -23,9 +23,9 @@
  * kernel queue more for one wakeup. Not spinning at all cost throughput: a stream
  * whose next segment came a few microseconds after the worker blocked paid a whole
  * wakeup for it. An interactive exchange always gets the adaptive window, even on a
- * loaded loop. Left out after an A/B (2026-12-07, bench/run.sh's prism-b, 5 rounds):
- * a loop that had worked more than it waited over the last 10 ms blocked at once
- * instead of spinning its window. With 64 short connections in flight the spin had
+ * loaded loop, unless the worker's CPU is contended (below). Left out after an A/B (2026-12-07,
+ * bench/run.sh's prism-b, 5 rounds): a loop that had worked more than it waited over the last 10 ms
+ * blocked at once instead of spinning its window. With 64 short connections in flight the spin had
  * taken 8 to 15% of the worker's CPU (2.92 s of CPU in 3 s against 2.47 to 2.69 s
  * with busy_poll_us 0), but in the bench blocking gave 1.02 times the connections per
  * busy core (better in 3 of 5 rounds) for 0.93 times the connections per second and
@@ -47,6 +47,26 @@
  * p50 (0 of 5); with 1 pinned worker, 0.93 times the connections/s (1 of 5), 0.91 times
  * the 1-stream throughput (0 of 5) and 1.24 times the ping-pong p99 (0 of 5).
  *
+ * A worker that shares its CPU does not spin its window. Every LOOP_CONTENTION_MS of a
+ * busy-polling loop it reads how long its thread has waited for a CPU (the second field
+ * of /proc/thread-self/schedstat); while that grew by over a quarter of the time since
+ * the read before, its waits block at once (prism_busy_poll_contended_total), all but
+ * the brief spin after a bulk stream moved, and the window is kept for when the CPU is
+ * the worker's own again. A spin there takes time that the other threads on that CPU
+ * want, and when the load and the origins run on the same machine it is often their
+ * work the worker is waiting for. Bench A/B (2026-12-07, prism-b): with 2 workers and
+ * nothing pinned (9 rounds), 1.15 times the connections per busy core (better in 9 of
+ * 9 rounds), 1.03 times the connections/s (8 of 9), 0.93 times the p99 of connect,
+ * request and reply (better in 8 of 9), 1.05 times the sustained UDP rate (7 of 9),
+ * 0.87 times the ping-pong p99 (7 of 9), and the same 1-stream throughput and ping-pong
+ * p50 (1.00 and 0.99 times; 6 of 9 each). With 1 pinned worker (7 rounds) every figure
+ * stayed within 0.97 to 1.03 times, better in 2 to 4 of 7 rounds: no wait was contended
+ * in three connection runs and a 1-stream run by hand, 3 in an 8-stream run. A tenth of
+ * the time instead of a quarter counted the pinned worker contended 9 to 1,231 times in
+ * a 3 s connection run (its CPU is shared with prism's control thread and the kernel's
+ * threads), and in the bench gave 0.96 times the connections/s there (2 of 7). Blocking
+ * the brief spin too cost 2 workers 0.87 times the 1-stream throughput (0 of 9).
+ *
  * The loop and the data plane call glibc's wrappers (epoll_wait, recv, send, splice,
  * ...), which switch the thread's cancellation state around each call with two atomic
  * operations; in a cpu-clock profile of the connection workload those switches were
@@ -66,6 +86,7 @@
 #include "core/loop.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -108,6 +129,10 @@
  * least HAProxy's best and 1.25 times its Gbit/s per core) and 20 us kept the throughput;
  * in the runs of docs/BENCHMARKS.md (Intel Xeon, 2026-12-07) 20 us meets both. */
 #define LOOP_BRIEF_POLL_NS 20000u
+/* How often a busy-polling loop reads its thread's wait for a CPU, and the share of
+ * the time (1 / LOOP_CONTENTION_SHARE) over which it counts as contended. */
+#define LOOP_CONTENTION_MS 10u
+#define LOOP_CONTENTION_SHARE 4u
 
 struct loop {
     int epfd;
@@ -124,6 +149,12 @@ struct loop {
     uint64_t n_polls;        /* spent spinning */
     uint64_t n_briefs;       /* waits that spun only briefly (loop_busy_poll_brief) */
     bool is_poll_brief;      /* the next wait that may block spins only briefly */
+    int sched_fd;            /* /proc/thread-self/schedstat; -1: none, -2: not yet opened */
+    uint64_t checked_ms;     /* when the thread's wait for a CPU was last read */
+    uint64_t run_delay_ns;   /* that wait, in all, at the last read */
+    uint64_t n_contended;    /* waits that did not spin, the CPU being contended */
+    bool has_run_delay;      /* run_delay_ns was read */
+    bool is_contended;       /* the thread waited for its CPU over the last period */
 };
 
 struct loop *loop_new(void)
@@ -141,6 +172,7 @@ struct loop *loop_new(void)
     }
     list_init(&loop->tasks);
     loop->now_ms = clock_mono_ms();
+    loop->sched_fd = -2;
     return loop;
 }
 
@@ -149,6 +181,8 @@ void loop_free(struct loop *loop)
     if (!loop)
         return;
     close(loop->epfd);
+    if (loop->sched_fd >= 0)
+        close(loop->sched_fd);
     free(loop->heap);
     free(loop);
 }
@@ -385,6 +419,11 @@ uint64_t loop_busy_poll_briefs(const struct loop *loop)
     return loop->n_briefs;
 }
 
+uint64_t loop_busy_poll_contended(const struct loop *loop)
+{
+    return loop->n_contended;
+}
+
 void loop_busy_poll_brief(struct loop *loop)
 {
     loop->is_poll_brief = true;
@@ -403,6 +442,37 @@ static int loop_spin(struct loop *loop, uint64_t end_ns)
     return n;
 }
 
+/* Reads how long this thread has waited for a CPU (the second field of schedstat)
+ * and marks the loop contended when that grew by over a quarter of the time since the
+ * last read (see the top of the file). Called by the thread that runs the loop, at
+ * most every LOOP_CONTENTION_MS; without schedstat the loop is never contended. */
+static void check_contention(struct loop *loop)
+{
+    char buf[96], *end;
+    uint64_t waited;
+    uint64_t since_ms = loop->now_ms - loop->checked_ms;
+    ssize_t n;
+
+    loop->checked_ms = loop->now_ms;
+    if (loop->sched_fd == -2)
+        loop->sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (loop->sched_fd < 0)
+        return;
+    n = pread(loop->sched_fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    (void)strtoull(buf, &end, 10); /* the time it ran */
+    waited = strtoull(end, &end, 10);
+    if (*end != ' ')
+        return;
+    loop->is_contended =
+        loop->has_run_delay &&
+        (waited - loop->run_delay_ns) * LOOP_CONTENTION_SHARE > since_ms * 1000000u;
+    loop->run_delay_ns = waited;
+    loop->has_run_delay = true;
+}
+
 /* epoll_wait, with busy polling first when enabled (see the top of the file). */
 static int loop_wait(struct loop *loop, int timeout)
 {
@@ -412,6 +482,12 @@ static int loop_wait(struct loop *loop, int timeout)
 
     if (loop->poll_max_ns == 0 || timeout == 0)
         return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+    if (loop->now_ms - loop->checked_ms >= LOOP_CONTENTION_MS)
+        check_contention(loop);
+    if (loop->is_contended && !loop->is_poll_brief) {
+        loop->n_contended++; /* the window is left alone */
+        return epoll_wait(loop->epfd, loop->events, LOOP_MAX_EVENTS, timeout);
+    }
     is_brief = loop->is_poll_brief;
     if (is_brief) {
         /* Kept through waits that do not block (a bulk run that gave way resumes

@@ -112,6 +112,7 @@ void dataplane_stats(const struct dataplane *dp, struct worker_stats *out)
         out->udp_gro_dgrams += s->udp_gro_dgrams;
         out->busy_polls += loop_busy_polls(dp->workers[i]->loop);
         out->busy_poll_briefs += loop_busy_poll_briefs(dp->workers[i]->loop);
+        out->busy_poll_contended += loop_busy_poll_contended(dp->workers[i]->loop);
         out->pipes_grown += dp->workers[i]->pipes.n_grown;
         out->origin_socks_opened += dp->workers[i]->origin_socks.n_opened;
         out->origin_socks_reused += dp->workers[i]->origin_socks.n_reused;

@@ -792,6 +792,7 @@ def test_bulk_stream_grows_its_pipe_and_busy_polls_briefly(prism, origins, ports
     m = http_metrics(p)
     assert m is not None, "no /metrics"
     assert m["prism_busy_poll_brief_total"] == 0, f"an interactive exchange shortened the busy poll: {m}"
+    assert "prism_busy_poll_contended_total" in m, f"no count of waits that did not spin on a shared CPU: {m}"
     assert m["prism_tcp_pipes_grown"] == 0, f"an interactive exchange grew a pipe: {m}"
     echoed = 300 * 64 * 2  # each message once each way
     assert m["prism_tcp_copied_bytes_total"] == echoed, f"short exchanges were not all copied: {m}"

@@ -6,6 +6,9 @@
 
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -303,6 +306,76 @@ static void test_busy_poll_brief_spins_without_adapting(void **state)
     loop_free(loop);
 }
 
+struct hog {
+    cpu_set_t cpu;
+    atomic_bool is_stopped;
+};
+
+/* Keeps the CPU of <arg> busy until told to stop, for 5 s at most. */
+static void *hog_run(void *arg)
+{
+    struct hog *h = arg;
+    uint64_t end = clock_mono_ms() + 5000;
+
+    BUG_ON(sched_setaffinity(0, sizeof(h->cpu), &h->cpu) != 0);
+    while (!atomic_load(&h->is_stopped) && clock_mono_ms() < end)
+        ;
+    return NULL;
+}
+
+/* Runs <loop> through waits for an event on <efd>, written just before each, until
+ * <what> of it passes <than>, for at most 2 s; returns whether it did. */
+static bool run_until_above(struct loop *loop, int efd, uint64_t (*what)(const struct loop *),
+                            uint64_t than)
+{
+    uint64_t one = 1, end = clock_mono_ms() + 2000;
+
+    while (what(loop) <= than && clock_mono_ms() < end) {
+        BUG_ON(write(efd, &one, sizeof(one)) != sizeof(one));
+        BUG_ON(loop_run_once(loop, 1000) != 0);
+    }
+    return what(loop) > than;
+}
+
+/* A busy-polling loop whose thread shares its CPU with a busy thread stops spinning:
+ * its waits block at once (loop_busy_poll_contended) once it has waited for the CPU
+ * over a quarter of a check period. When the other thread stops, the loop spins again.
+ * Both threads are pinned to the CPU the test runs on, and the loop, its event always
+ * ready, never sleeps: it wants the whole CPU, as the hog does. */
+static void test_busy_poll_stops_while_the_cpu_is_contended(void **state)
+{
+    struct loop *loop = loop_new();
+    struct ready r = {0};
+    struct hog h = {0};
+    cpu_set_t was;
+    pthread_t th;
+    uint64_t polls;
+    int efd = eventfd(0, EFD_NONBLOCK);
+
+    (void)state;
+    assert_true(efd >= 0);
+    assert_int_equal(loop_io_add(loop, &r.io, efd, EPOLLIN, on_ready), 0);
+    assert_int_equal(sched_getaffinity(0, sizeof(was), &was), 0);
+    CPU_ZERO(&h.cpu);
+    CPU_SET(sched_getcpu(), &h.cpu);
+    assert_int_equal(sched_setaffinity(0, sizeof(h.cpu), &h.cpu), 0);
+    loop_set_busy_poll(loop, 100);
+    assert_true(run_until_above(loop, efd, loop_busy_polls, 0)); /* alone: it spins */
+    assert_true(loop_busy_poll_contended(loop) == 0);
+
+    assert_int_equal(pthread_create(&th, NULL, hog_run, &h), 0);
+    assert_true(run_until_above(loop, efd, loop_busy_poll_contended, 0));
+    atomic_store(&h.is_stopped, true);
+    assert_int_equal(pthread_join(th, NULL), 0);
+
+    polls = loop_busy_polls(loop);
+    assert_true(run_until_above(loop, efd, loop_busy_polls, polls)); /* alone again */
+    assert_int_equal(sched_setaffinity(0, sizeof(was), &was), 0);
+    loop_io_del(loop, &r.io);
+    close(efd);
+    loop_free(loop);
+}
+
 /* Tasks run once, in queueing order, after the iteration's I/O; the wait does not
  * block while one is queued; one queued from a task waits for the next iteration;
  * a cancelled one never runs, even when cancelled by a task of the same batch. */
@@ -372,6 +445,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_busy_poll_window_adapts),
         cmocka_unit_test(test_busy_poll_brief_spins_without_adapting),
+        cmocka_unit_test(test_busy_poll_stops_while_the_cpu_is_contended),
         cmocka_unit_test(test_timers_fire_in_deadline_order),
         cmocka_unit_test(test_stopped_and_rearmed_timers),
         cmocka_unit_test(test_many_timers_heap_invariant),
