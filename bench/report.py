@@ -925,9 +925,11 @@ def where_the_time_goes(res, cfg, med, out):
     p99_ref = best_median(med, PEERS, "rtt_p99", "low")[1]
     p99_met = rounds_met_count(res, cfg, "rtt_p99", p99_ref, 1.0, "low")
     if p99_met and 0 < p99_met[0] < p99_met[1]:
+        met, n = p99_met
         ping += (" prism's p99 was at or below %s's in %d of %d rounds and above it in the "
-                 "others: the difference between their medians is within the noise between "
-                 "rounds." % (p99_ref, p99_met[0], p99_met[1]))
+                 "others%s" % (p99_ref, met, n, (
+                     ": the difference between their medians is within the noise between "
+                     "rounds." if n <= 3 * met <= 2 * n else ".")))
     if med("prism", "rtt_p50") is not None and med("direct", "rtt_p50") is not None:
         ping += (
             " The median round trip was %s µs direct, %s µs through prism (%s). A proxy "
