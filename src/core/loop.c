@@ -23,23 +23,24 @@
  * kernel queue more for one wakeup. Not spinning at all cost throughput: a stream
  * whose next segment came a few microseconds after the worker blocked paid a whole
  * wakeup for it. An interactive exchange always gets the adaptive window, even on a
- * loaded loop, unless the worker's CPU is contended (below). Left out after an A/B (2026-12-07,
- * bench/run.sh's prism-b, 5 rounds): a loop that had worked more than it waited over the last 10 ms
- * blocked at once instead of spinning its window. With 64 short connections in flight the spin had
- * taken 8 to 15% of the worker's CPU (2.92 s of CPU in 3 s against 2.47 to 2.69 s
- * with busy_poll_us 0), but in the bench blocking gave 1.02 times the connections per
- * busy core (better in 3 of 5 rounds) for 0.93 times the connections per second and
- * 1.28 times the p99 of connect, request and reply (better in 0 of 5): the load tool
- * waits for each reply, so every wakeup the worker paid for came off its rate. UDP
- * echoed 1.31 times the datagrams per CPU-second at the same sustained rate. A ping-pong
- * worker worked mostly 10 to 30% of each 10 ms and kept its spin. busy_poll_us 0 itself
- * (2026-12-07, prism-b, 7 rounds, haproxy beside) gave 1.04 times the connections per
- * busy core (better in 5 of 7 rounds), 0.96 times the connections/s (1 of 7) and 1.19
- * times that p99 (1 of 7): 28,950 connections per busy core against haproxy's 23,895,
- * 1.21 times, where the bench asks 1.3. With the spin the worker is busy all through
- * the connection test (2.92 s of CPU in each 3 s run by hand), since the load side's
- * core bounds the rate: kernel work taken out of the worker's own calls comes back as
- * spin, not as idle time or more connections (net/sockpool.h has one such saving).
+ * loaded loop, unless the worker's CPU is contended (below). Left out after an A/B
+ * (2026-12-07, bench/run.sh's prism-b, 5 rounds): a loop that had worked more than it
+ * waited over the last 10 ms blocked at once instead of spinning its window. With 64
+ * short connections in flight the spin had taken 8 to 15% of the worker's CPU (2.92 s
+ * of CPU in 3 s against 2.47 to 2.69 s with busy_poll_us 0), but in the bench blocking
+ * gave 1.02 times the connections per busy core (better in 3 of 5 rounds) for 0.93
+ * times the connections per second and 1.28 times the p99 of connect, request and
+ * reply (better in 0 of 5): the load tool waits for each reply, so every wakeup the
+ * worker paid for came off its rate. UDP echoed 1.31 times the datagrams per CPU-second
+ * at the same sustained rate. A ping-pong worker worked mostly 10 to 30% of each 10 ms
+ * and kept its spin. busy_poll_us 0 itself (2026-12-07, prism-b, 7 rounds, haproxy
+ * beside) gave 1.04 times the connections per busy core (better in 5 of 7 rounds), 0.96
+ * times the connections/s (1 of 7) and 1.19 times that p99 (1 of 7): 28,950
+ * connections per busy core against haproxy's 23,895, 1.21 times, where the bench asks
+ * 1.3. With the spin the worker is busy all through the connection test (2.92 s of CPU
+ * in each 3 s run by hand), since the load side's core bounds the rate: kernel work
+ * taken out of the worker's own calls comes back as spin, not as idle time or more
+ * connections (net/sockpool.h has one such saving).
  * A spin that calls sched_yield() after each empty poll, so that a worker sharing its
  * core lets the load run, was left out (2026-12-07, prism-b, 5 rounds each): with 2
  * workers and nothing pinned it gave 1.10 times the connections/s (better in 3 of 5
