@@ -86,7 +86,9 @@ size_t metrics_render(const struct metrics_input *in, char *buf, size_t len)
            "their kept port and 4-tuple.",
            w->origin_ports_taken);
     metric(&o, "prism_busy_polls_total", "counter",
-           "Polls of epoll that found nothing while busy polling (busy_poll_us).", w->busy_polls);
+           "Polls of epoll made while busy polling (busy_poll_us), the last of each spin "
+           "included when it found an event.",
+           w->busy_polls);
     metric(&o, "prism_busy_poll_brief_total", "counter",
            "Waits that busy polled only briefly (20 us), after a bulk stream moved.",
            w->busy_poll_briefs);

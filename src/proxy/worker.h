@@ -56,7 +56,7 @@ struct worker_stats {
     uint64_t udp_dropped;     /* other datagrams we could not deliver */
     uint64_t udp_gro_dgrams;  /* datagrams that came in runs the kernel coalesced (UDP_GRO) */
     /* Filled in by dataplane_stats from the worker's loop and pipe pool: */
-    uint64_t busy_polls;          /* empty polls while busy polling */
+    uint64_t busy_polls;          /* polls while busy polling */
     uint64_t busy_poll_briefs;    /* waits that spun only briefly after a bulk stream moved */
     uint64_t busy_poll_contended; /* waits that did not spin, others waiting for the CPU */
     uint64_t pipes_grown;         /* pipes grown for bulk streams, now */
