@@ -66,7 +66,8 @@
  * the time instead of a quarter counted the pinned worker contended 9 to 1,231 times in
  * a 3 s connection run (its CPU is shared with prism's control thread and the kernel's
  * threads), and in the bench gave 0.96 times the connections/s there (2 of 7). Blocking
- * the brief spin too cost 2 workers 0.87 times the 1-stream throughput (0 of 9).
+ * the brief spin too (at a tenth) cost 2 workers 0.87 times the 1-stream throughput (0
+ * of 9).
  *
  * The loop and the data plane call glibc's wrappers (epoll_wait, recv, send, splice,
  * ...), which switch the thread's cancellation state around each call with two atomic

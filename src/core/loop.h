@@ -109,8 +109,9 @@ uint64_t loop_busy_poll_ns(const struct loop *loop);
  * and counters). */
 uint64_t loop_busy_polls(const struct loop *loop);
 uint64_t loop_busy_poll_briefs(const struct loop *loop);
-/* Waits that blocked at once, without spinning, because other threads were waiting
- * for this thread's CPU (see loop.c), since loop_new (for tests and counters). */
+/* Waits that blocked at once, without spinning, because this thread had waited for
+ * its CPU while other threads held it (see loop.c), since loop_new (for tests and
+ * counters). */
 uint64_t loop_busy_poll_contended(const struct loop *loop);
 /* The next wait that may block spins only briefly (20 us, or the limit if lower),
  * without adapting the window: called after moving a bulk transfer, whose next

@@ -58,7 +58,7 @@ struct worker_stats {
     /* Filled in by dataplane_stats from the worker's loop and pipe pool: */
     uint64_t busy_polls;          /* polls while busy polling */
     uint64_t busy_poll_briefs;    /* waits that spun only briefly after a bulk stream moved */
-    uint64_t busy_poll_contended; /* waits that did not spin, others waiting for the CPU */
+    uint64_t busy_poll_contended; /* waits that did not spin, the CPU held by others */
     uint64_t pipes_grown;         /* pipes grown for bulk streams, now */
     uint64_t origin_socks_opened; /* TCP sockets created for origin connections */
     uint64_t origin_socks_reused; /* origin sockets that served another connection again */
