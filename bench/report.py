@@ -726,6 +726,22 @@ def where_the_time_goes(res, cfg, med, out):
         n = workload_units(d)["conns"]
         return fmt(d["conns_segs"] / n) if n and d.get("conns_segs") is not None else None
 
+    def conn_polling():  # why kernel savings do not lift prism's connections per core
+        def busy(t):
+            return fmt(med(t, "conn_busy"), "cores") if med(t, "conn_busy") is not None else None
+        if busy("prism") is None:
+            return ""
+        return (
+            " Nor does kernel work taken out of prism's calls show here: the load side's CPU "
+            "bounds prism's rate (below), and while prism's worker waits for it, it polls for "
+            "its next event (busy_poll_us) instead of sleeping, so what it saves comes back as "
+            "polling, not as idle time or more connections: prism's core was busy %s of the "
+            "time (%s). In an A/B of 7 rounds (2026-12-07, prism-b, haproxy beside), "
+            "busy_poll_us 0 gave 1.04 times the connections per busy core (better in 5 of 7 "
+            "rounds) for 0.96 times the connections/s and 1.19 times the exchange's p99 (worse "
+            "in 6 of 7 each): 28,950 connections per busy core against haproxy's 23,895, 1.21 "
+            "times, where 1.3 is asked (src/core/loop.c)." % (busy("prism"), peers_list(busy)))
+
     def conn_ceiling():  # the ephemeral-port ceiling, and which peers it held
         tw = time_wait_starts(res, cfg)
         if not tw:
@@ -806,22 +822,8 @@ def where_the_time_goes(res, cfg, med, out):
             "origins still pay for the search.%s" % (
                 share("prism") or "–", peers_list(share),
                 " prism's own code is the rest, so even making it free could not lift "
-                "connections per core by the 1.3× asked over peers that are as kernel-bound." + (
-                    " Nor does kernel work taken out of prism's calls show here: the load "
-                    "side's CPU bounds prism's rate (below), and while prism's worker waits "
-                    "for it, it polls for its next event (busy_poll_us) instead of sleeping, "
-                    "so what it saves comes back as polling, not as idle time or more "
-                    "connections: prism's core was busy %s of the time (%s). In "
-                    "an A/B of 7 rounds (2026-12-07, prism-b, haproxy beside), busy_poll_us 0 "
-                    "gave 1.04 times the connections per busy core (better in 5 of 7 rounds) "
-                    "for 0.96 times the connections/s and 1.19 times the exchange's p99 "
-                    "(worse in 6 of 7 each): 28,950 connections per busy core against "
-                    "haproxy's 23,895, 1.21 times, where 1.3 is asked (src/core/loop.c)." % (
-                        fmt(med("prism", "conn_busy"), "cores"),
-                        peers_list(lambda t: fmt(med(t, "conn_busy"), "cores")
-                                   if med(t, "conn_busy") is not None else None))
-                    if med("prism", "conn_busy") is not None else "")
-                if conn_short else "",
+                "connections per core by the 1.3× asked over peers that are as kernel-bound."
+                + conn_polling() if conn_short else "",
                 rest("prism", "conns"), peers_list(lambda t: rest(t, "conns")),
                 conn_ceiling()))
         if med("prism", "conn_p50") is not None and med("direct", "conn_p50") is not None:
