@@ -232,41 +232,19 @@ static void flow_unhash(struct udp_state *st, struct flow *f)
 
 /* --- events --- */
 
-static void to_event_addr(const struct sockaddr_storage *a, struct event_addr *out)
-{
-    struct sockaddr_storage tmp = *a;
-
-    memset(out, 0, sizeof(*out));
-    addr_unmap(&tmp);
-    out->port = addr_port(&tmp);
-    if (tmp.ss_family == AF_INET) {
-        out->family = 4;
-        memcpy(out->ip, &((struct sockaddr_in *)&tmp)->sin_addr, 4);
-    } else if (tmp.ss_family == AF_INET6) {
-        out->family = 6;
-        memcpy(out->ip, &((struct sockaddr_in6 *)&tmp)->sin6_addr, 16);
-    }
-}
-
 static void emit(struct flow *f, enum event_kind kind, uint16_t status)
 {
-    struct event_rec rec;
-    uint64_t now = clock_real_ns();
+    struct worker_event ev = {
+        .app = f->app,
+        .client = &f->client,
+        .origin = &f->origin,
+        .connect_ns = f->created_ns,
+        .client_bytes = f->client_bytes,
+        .origin_bytes = f->origin_bytes,
+        .proto = EVENT_UDP,
+    };
 
-    memset(&rec, 0, sizeof(rec));
-    rec.ts_ns = now;
-    rec.connect_ns = f->created_ns;
-    rec.disconnect_ns = kind == EVENT_CONNECT ? 0 : now;
-    rec.client_bytes = f->client_bytes;
-    rec.origin_bytes = f->origin_bytes;
-    to_event_addr(&f->client, &rec.client);
-    to_event_addr(&f->origin, &rec.origin);
-    rec.status = status;
-    rec.kind = (uint8_t)kind;
-    rec.proto = EVENT_UDP;
-    rec.pp = (uint8_t)f->app->pp;
-    memcpy(rec.app_id, f->app->id, sizeof(rec.app_id) - 1);
-    worker_emit(f->w, &rec);
+    worker_emit(f->w, &ev, kind, status);
 }
 
 /* --- GSO: a run of equal-sized datagrams in one message --- */

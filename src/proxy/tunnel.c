@@ -258,41 +258,19 @@ uint16_t tunnel_status_connect(int err)
     }
 }
 
-static void to_event_addr(const struct sockaddr_storage *a, struct event_addr *out)
-{
-    struct sockaddr_storage tmp = *a;
-
-    memset(out, 0, sizeof(*out));
-    addr_unmap(&tmp);
-    out->port = addr_port(&tmp);
-    if (tmp.ss_family == AF_INET) {
-        out->family = 4;
-        memcpy(out->ip, &((struct sockaddr_in *)&tmp)->sin_addr, 4);
-    } else if (tmp.ss_family == AF_INET6) {
-        out->family = 6;
-        memcpy(out->ip, &((struct sockaddr_in6 *)&tmp)->sin6_addr, 16);
-    }
-}
-
 static void emit(struct tunnel *t, enum event_kind kind, uint16_t status)
 {
-    struct event_rec rec;
-    uint64_t now = clock_real_ns();
+    struct worker_event ev = {
+        .app = t->app,
+        .client = &t->client_addr,
+        .origin = &t->origin_addr,
+        .connect_ns = t->accepted_ns,
+        .client_bytes = t->up.bytes,
+        .origin_bytes = t->down.bytes,
+        .proto = EVENT_TCP,
+    };
 
-    memset(&rec, 0, sizeof(rec));
-    rec.ts_ns = now;
-    rec.connect_ns = t->accepted_ns;
-    rec.disconnect_ns = kind == EVENT_CONNECT ? 0 : now;
-    rec.client_bytes = t->up.bytes;
-    rec.origin_bytes = t->down.bytes;
-    to_event_addr(&t->client_addr, &rec.client);
-    to_event_addr(&t->origin_addr, &rec.origin);
-    rec.status = status;
-    rec.kind = (uint8_t)kind;
-    rec.proto = EVENT_TCP;
-    rec.pp = (uint8_t)t->app->pp;
-    memcpy(rec.app_id, t->app->id, sizeof(rec.app_id) - 1);
-    worker_emit(t->w, &rec);
+    worker_emit(t->w, &ev, kind, status);
 }
 
 /* --- relaying --- */

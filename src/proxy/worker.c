@@ -24,6 +24,7 @@
 
 #include "core/bug.h"
 #include "core/clock.h"
+#include "net/addr.h"
 #include "proxy/flow.h"
 #include "proxy/tunnel.h"
 
@@ -136,9 +137,43 @@ void worker_wsnap_put(struct worker *w, struct wsnap *ws)
     }
 }
 
-void worker_emit(struct worker *w, const struct event_rec *rec)
+/* An address as the event log has it: IPv4-mapped IPv6 as IPv4. */
+static void to_event_addr(const struct sockaddr_storage *a, struct event_addr *out)
 {
-    if (event_ring_push(w->ring, rec) == EVENT_HALF_FULL) {
+    struct sockaddr_storage tmp = *a;
+
+    memset(out, 0, sizeof(*out));
+    addr_unmap(&tmp);
+    out->port = addr_port(&tmp);
+    if (tmp.ss_family == AF_INET) {
+        out->family = 4;
+        memcpy(out->ip, &((struct sockaddr_in *)&tmp)->sin_addr, 4);
+    } else if (tmp.ss_family == AF_INET6) {
+        out->family = 6;
+        memcpy(out->ip, &((struct sockaddr_in6 *)&tmp)->sin6_addr, 16);
+    }
+}
+
+void worker_emit(struct worker *w, const struct worker_event *ev, enum event_kind kind,
+                 uint16_t status)
+{
+    struct event_rec rec;
+    uint64_t now = clock_real_ns();
+
+    memset(&rec, 0, sizeof(rec));
+    rec.ts_ns = now;
+    rec.connect_ns = ev->connect_ns;
+    rec.disconnect_ns = kind == EVENT_CONNECT ? 0 : now;
+    rec.client_bytes = ev->client_bytes;
+    rec.origin_bytes = ev->origin_bytes;
+    to_event_addr(ev->client, &rec.client);
+    to_event_addr(ev->origin, &rec.origin);
+    rec.status = status;
+    rec.kind = (uint8_t)kind;
+    rec.proto = (uint8_t)ev->proto;
+    rec.pp = (uint8_t)ev->app->pp;
+    memcpy(rec.app_id, ev->app->id, sizeof(rec.app_id) - 1);
+    if (event_ring_push(w->ring, &rec) == EVENT_HALF_FULL) {
         uint64_t one = 1;
         /* EAGAIN means the counter is saturated: the control thread is awake. */
         (void)!write(w->notify_fd, &one, sizeof(one));

@@ -118,8 +118,21 @@ static inline struct wsnap *worker_wsnap_get(struct worker *w)
 }
 void worker_wsnap_put(struct worker *w, struct wsnap *ws);
 
-/* Queues an event record; drops and counts it when the ring is full. */
-void worker_emit(struct worker *w, const struct event_rec *rec);
+/* What an event record says about the connection (tunnel.c) or flow (flow.c) it
+ * comes from. Borrowed: nothing is kept past worker_emit(). */
+struct worker_event {
+    const struct app *app;
+    const struct sockaddr_storage *client, *origin;
+    uint64_t connect_ns;   /* realtime when it was accepted or created */
+    uint64_t client_bytes; /* read from the client */
+    uint64_t origin_bytes; /* read from the origin */
+    enum event_proto proto;
+};
+
+/* Queues the event record of <kind> and <status> for <ev>, stamped now; drops and
+ * counts it when the ring is full. */
+void worker_emit(struct worker *w, const struct worker_event *ev, enum event_kind kind,
+                 uint16_t status);
 
 /* Called by tunnel/flow code when its last object ends during a drain. */
 void worker_check_drained(struct worker *w);
