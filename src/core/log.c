@@ -74,6 +74,16 @@ void log_msg(enum log_level level, const char *fmt, ...)
         return;
 }
 
+const char *log_printable(const char *s, char *buf, size_t cap)
+{
+    size_t i;
+
+    for (i = 0; s[i] && i + 1 < cap; i++)
+        buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+    buf[i] = '\0';
+    return buf;
+}
+
 bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ms, uint32_t burst,
                          uint32_t interval_ms)
 {

@@ -5,6 +5,7 @@
 #define CORE_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -26,6 +27,11 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
         if (log_enabled(LOG_DEBUG))                                                                \
             log_msg(LOG_DEBUG, __VA_ARGS__);                                                       \
     } while (0)
+
+/* Copies at most <cap> - 1 bytes of <s> into <buf> (cap > 0) for quoting in a
+ * message, with control characters replaced by '?', so that every message stays on
+ * one line. Returns <buf>. */
+const char *log_printable(const char *s, char *buf, size_t cap);
 
 /* A token bucket for messages a remote peer can trigger: at most <burst> messages,
  * refilled at one per <interval_ms>. Owned by one thread. */

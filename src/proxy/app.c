@@ -37,6 +37,7 @@
 #include <strings.h>
 
 #include "core/bug.h"
+#include "core/log.h"
 #include "net/addr.h"
 
 #define ERR_INTERNAL 10002 /* Cloudflare: unexpected internal error (here: out of memory) */
@@ -130,18 +131,6 @@ static int err_out(struct app_error *err, int code, const char *field, const cha
     return -EINVAL;
 }
 
-/* Copies at most <cap> - 1 bytes of <s> for quoting in a message, with control
- * characters replaced, so that every message stays on one line. */
-static const char *printable(const char *s, char *buf, size_t cap)
-{
-    size_t i;
-
-    for (i = 0; s[i] && i + 1 < cap; i++)
-        buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-    buf[i] = '\0';
-    return buf;
-}
-
 /* jansson's object iterators take a non-const object although they only read it. */
 static json_t *unconst(const json_t *v)
 {
@@ -189,7 +178,7 @@ static int check_fields(struct build *b, const json_t *obj, const char *prefix,
 
         if (is_known(key, names, n))
             continue;
-        snprintf(field, sizeof(field), "%s%s", prefix, printable(key, text, sizeof(text)));
+        snprintf(field, sizeof(field), "%s%s", prefix, log_printable(key, text, sizeof(text)));
         return fail(b, APP_ERR_UNKNOWN_FIELD, field, "unknown field \"%s\"", field);
     }
     return 0;
@@ -351,7 +340,7 @@ static int parse_hostports(const char *host, struct app_origin *out, struct app_
         return err_out(err, APP_ERR_ORIGIN_ADDRESS, "origin_direct",
                        "\"%s\" is not an IP%s address (origin_direct takes addresses; names "
                        "go in origin_dns)",
-                       printable(ip, text, sizeof(text)), is_v6 ? "v6" : "v4");
+                       log_printable(ip, text, sizeof(text)), is_v6 ? "v6" : "v4");
     if (!parse_port_range(colon + 1, &out->port_lo, &out->port_hi))
         return err_out(err, APP_ERR_ORIGIN_ADDRESS, "origin_direct",
                        "bad port: give 1 to 65535, or a range LOW-HIGH such as 3000-4000");
@@ -497,7 +486,7 @@ static int parse_dns(struct build *b)
         return -EINVAL;
     if (!normalize_hostname(s, b->app->dns_name))
         return fail(b, APP_ERR_INVALID, "dns.name", "\"%s\" is not a valid hostname",
-                    printable(s, text, sizeof(text)));
+                    log_printable(s, text, sizeof(text)));
 
     b->app->dns_type = APP_DNS_CNAME;
     v = member(dns, "type");
@@ -544,7 +533,7 @@ static int parse_static_ips(struct build *b, const json_t *ips)
             return -EINVAL;
         if (addr_parse_ip(s, ip) != 0)
             return fail(b, APP_ERR_EDGE_IPS, field, "\"%s\" is not an IP address",
-                        printable(s, text, sizeof(text)));
+                        log_printable(s, text, sizeof(text)));
         addr_unmap(ip);
         if (!is_unicast(ip) && !addr_is_any(ip))
             return fail(b, APP_ERR_EDGE_IPS, field,

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "core/bug.h"
+#include "core/log.h"
 #include "net/addr.h"
 #include "proxy/edgepool.h"
 
@@ -62,18 +63,6 @@ static int cfg_fail(struct parse *p, const char *fmt, ...)
     return -EINVAL;
 }
 
-/* Copies <s> for quoting in a message, with control characters replaced, so that
- * every message stays on one line. */
-static const char *printable(const char *s, char *buf, size_t cap)
-{
-    size_t i;
-
-    for (i = 0; s[i] && i + 1 < cap; i++)
-        buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
-    buf[i] = '\0';
-    return buf;
-}
-
 /* jansson's object iterators take a non-const object although they only read it. */
 static json_t *unconst(const json_t *v)
 {
@@ -95,7 +84,8 @@ static int check_keys(struct parse *p, const json_t *obj, const char *prefix,
         for (i = 0; i < n && strcmp(key, names[i]) != 0; i++)
             continue;
         if (i == n)
-            return cfg_fail(p, "unknown key '%s%s'", prefix, printable(key, text, sizeof(text)));
+            return cfg_fail(p, "unknown key '%s%s'", prefix,
+                            log_printable(key, text, sizeof(text)));
     }
     return 0;
 }
@@ -200,7 +190,7 @@ static int get_hostport(struct parse *p, const json_t *obj, const char *key, con
         return cfg_fail(p,
                         "%s: \"%s\" is not an address and port: write \"127.0.0.1:8080\" or "
                         "\"[::1]:8080\"",
-                        path, printable(s, text, sizeof(text)));
+                        path, log_printable(s, text, sizeof(text)));
     addr_unmap(out);
     return 0;
 }
@@ -317,7 +307,7 @@ static int parse_edge_addresses(struct parse *p, const json_t *list, struct node
             return cfg_fail(p, "edge.addresses[%zu]: must be a string", i);
         if (addr_parse_ip(json_string_value(v), a) != 0)
             return cfg_fail(p, "edge.addresses[%zu]: \"%s\" is not an IP address", i,
-                            printable(json_string_value(v), text, sizeof(text)));
+                            log_printable(json_string_value(v), text, sizeof(text)));
         addr_unmap(a);
         for (size_t j = 0; j < i; j++) {
             if (addrs_overlap(&cfg->edge_addrs[j], a))
@@ -347,7 +337,7 @@ static int parse_pool(struct parse *p, const json_t *edge, const char *key, int 
     if (strlen(s) >= outlen)
         return cfg_fail(p, "%s: is too long for a prefix", path);
     if (edgepool_parse_cidr(s, family, &cidr, why, sizeof(why)) != 0)
-        return cfg_fail(p, "%s: \"%s\" %s", path, printable(s, text, sizeof(text)), why);
+        return cfg_fail(p, "%s: \"%s\" %s", path, log_printable(s, text, sizeof(text)), why);
     snprintf(out, outlen, "%s", s);
     return 0;
 }
@@ -437,7 +427,7 @@ static int parse_others(struct parse *p, const json_t *root, struct node_config 
         return cfg_fail(p, "store: etcd is not built yet; use \"sqlite\"");
     if (store && strcmp(store, "sqlite") != 0)
         return cfg_fail(p, "store: \"%s\" is not a store: use \"sqlite\" or \"etcd://HOST:PORT\"",
-                        printable(store, text, sizeof(text)));
+                        log_printable(store, text, sizeof(text)));
     return 0;
 }
 
