@@ -12,8 +12,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
+#include "api/ids.h"
 #include "core/bug.h"
 
 static const char *const perm_names[] = {
@@ -50,17 +50,10 @@ int auth_token_generate(char out[AUTH_TOKEN_NEW_LEN + 1])
 {
     static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t b[AUTH_TOKEN_NEW_LEN * 3 / 4]; /* 30 bytes -> 40 characters */
-    size_t got = 0;
+    int err = ids_random_bytes(b, sizeof(b));
 
-    while (got < sizeof(b)) {
-        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-        if (n == -1) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        got += (size_t)n;
-    }
+    if (err < 0)
+        return err;
     for (size_t i = 0, o = 0; i < sizeof(b); i += 3) {
         uint32_t v = (uint32_t)b[i] << 16 | (uint32_t)b[i + 1] << 8 | b[i + 2];
         out[o++] = b64url[(v >> 18) & 63];

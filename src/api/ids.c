@@ -10,14 +10,12 @@
 #include <sys/random.h>
 #include <time.h>
 
-int ids_random_hex(char out[IDS_HEX_LEN + 1])
+int ids_random_bytes(void *buf, size_t len)
 {
-    static const char hex[] = "0123456789abcdef";
-    uint8_t b[IDS_HEX_LEN / 2];
     size_t got = 0;
 
-    while (got < sizeof(b)) {
-        ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+    while (got < len) {
+        ssize_t n = getrandom((uint8_t *)buf + got, len - got, 0);
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -25,6 +23,17 @@ int ids_random_hex(char out[IDS_HEX_LEN + 1])
         }
         got += (size_t)n;
     }
+    return 0;
+}
+
+int ids_random_hex(char out[IDS_HEX_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t b[IDS_HEX_LEN / 2];
+    int err = ids_random_bytes(b, sizeof(b));
+
+    if (err < 0)
+        return err;
     for (size_t i = 0; i < sizeof(b); i++) {
         out[2 * i] = hex[b[i] >> 4];
         out[2 * i + 1] = hex[b[i] & 15];

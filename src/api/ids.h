@@ -8,6 +8,9 @@
 #define IDS_HEX_LEN 32
 #define IDS_TIME_MAX 40
 
+/* Fills <buf> with <len> bytes from getrandom(2), retrying on EINTR and short
+ * reads. Returns 0 or -errno. */
+int ids_random_bytes(void *buf, size_t len);
 /* Writes 32 random lowercase hex characters (getrandom) and a NUL into <out>.
  * Returns 0 or -errno. */
 int ids_random_hex(char out[IDS_HEX_LEN + 1]);
