@@ -39,6 +39,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "net/addr.h"
+#include "net/sock.h"
 
 struct http_server {
     struct loop *loop;
@@ -277,27 +278,6 @@ static void on_timer(struct loop *loop, struct loop_timer *t)
     run(container_of(t, struct http_server, timer));
 }
 
-static int bind_listener(const struct sockaddr_storage *addr)
-{
-    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
-    int err;
-
-    if (fd == -1)
-        return -errno;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
-        goto fail;
-    if (addr->ss_family == AF_INET6 &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
-        goto fail;
-    if (bind(fd, (const struct sockaddr *)addr, addr_len(addr)) == -1 || listen(fd, 128) == -1)
-        goto fail;
-    return fd;
-fail:
-    err = -errno;
-    close(fd);
-    return err;
-}
-
 struct http_server *http_start(struct loop *loop, const struct sockaddr_storage *addr,
                                http_handler_fn fn, void *ctx, char *err, size_t errlen)
 {
@@ -315,7 +295,7 @@ struct http_server *http_start(struct loop *loop, const struct sockaddr_storage 
     srv->fn = fn;
     srv->ctx = ctx;
     loop_timer_init(&srv->timer, on_timer);
-    fd = bind_listener(addr);
+    fd = sock_listen(addr, 0, 128, NULL);
     if (fd < 0) {
         snprintf(err, errlen, "api.listen %s: %s", where, strerror(-fd));
         free(srv);

@@ -53,6 +53,7 @@
 #include "core/loop.h"
 #include "dns/dnsmsg.h"
 #include "net/addr.h"
+#include "net/sock.h"
 
 #define UDP_BUDGET 64        /* datagrams per readiness event; the rest wait a turn */
 #define UDP_IN_MAX 4096      /* larger datagrams are cut by the kernel and dropped */
@@ -632,39 +633,6 @@ struct responder *responder_new(responder_zone_fn zone_cb, void *ctx)
     return r;
 }
 
-/* Opens one socket of <type> on <addr>. Returns the fd or a negative errno. */
-static int open_socket(const struct sockaddr_storage *addr, int type, bool is_wildcard)
-{
-    int one = 1, fd, err;
-
-    fd = socket(addr->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd == -1)
-        return -errno;
-    if (addr->ss_family == AF_INET6 &&
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
-        goto fail;
-    /* SO_REUSEADDR only for TCP, so a restart is not blocked by TIME_WAIT; never
-     * SO_REUSEPORT, so a second responder on the same port fails loudly. */
-    if (type == SOCK_STREAM && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
-        goto fail;
-    if (type == SOCK_DGRAM && is_wildcard) {
-        if (addr->ss_family == AF_INET
-                ? setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one)) == -1
-                : setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one)) == -1)
-            goto fail;
-    }
-    if (bind(fd, (const struct sockaddr *)addr, addr_len(addr)) == -1)
-        goto fail;
-    if (type == SOCK_STREAM && listen(fd, TCP_BACKLOG) == -1)
-        goto fail;
-    return fd;
-
-fail:
-    err = -errno;
-    close(fd);
-    return err;
-}
-
 int responder_listen(struct responder *r, struct loop *loop, const struct sockaddr_storage *addr,
                      char *err, size_t errlen)
 {
@@ -675,13 +643,15 @@ int responder_listen(struct responder *r, struct loop *loop, const struct sockad
     if (addr_format(addr, text, sizeof(text)) < 0)
         snprintf(text, sizeof(text), "?");
     r->is_wildcard = addr_is_any(addr);
-    rc = open_socket(addr, SOCK_DGRAM, r->is_wildcard);
+    /* Never SO_REUSEPORT, so that a second responder on the same port fails loudly;
+     * IP_PKTINFO on a wildcard address, so that a reply leaves from the address asked. */
+    rc = sock_listen(addr, SOCK_LISTEN_UDP | (r->is_wildcard ? SOCK_LISTEN_PKTINFO : 0), 0, NULL);
     if (rc < 0) {
         snprintf(err, errlen, "dns.listen %s (udp): %s", text, strerror(-rc));
         return rc;
     }
     r->udp_fd = rc;
-    rc = open_socket(addr, SOCK_STREAM, r->is_wildcard);
+    rc = sock_listen(addr, 0, TCP_BACKLOG, NULL);
     if (rc < 0) {
         snprintf(err, errlen, "dns.listen %s (tcp): %s", text, strerror(-rc));
         goto fail;

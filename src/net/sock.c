@@ -55,30 +55,33 @@ int sock_set_tcp_opts(int fd, const struct sock_tcp_opts *opts)
     return err == 0 ? sock_set_keepalive(fd, opts) : err;
 }
 
-int sock_listen(const struct sockaddr_storage *addr, bool is_udp, bool is_freebind, int backlog,
+int sock_listen(const struct sockaddr_storage *addr, unsigned flags, int backlog,
                 const struct sock_tcp_opts *opts)
 {
+    bool is_udp = flags & SOCK_LISTEN_UDP, is_shared = flags & SOCK_LISTEN_SHARED;
     int type = (is_udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
-    int fd, err;
+    int fd, err = 0;
 
     fd = socket(addr->ss_family, type, 0);
     if (fd == -1)
         return -errno;
-    if ((err = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0 ||
-        (err = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
+    /* On UDP, SO_REUSEADDR alone would let a second socket bind the same port. */
+    if ((!is_udp || is_shared) && (err = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0)
+        goto fail;
+    if (is_shared && (err = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0)
         goto fail;
     if (addr->ss_family == AF_INET6 && (err = set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1)) < 0)
         goto fail;
-    if (is_freebind && (err = set_int(fd, IPPROTO_IP, IP_FREEBIND, 1)) < 0)
+    if ((flags & SOCK_LISTEN_FREEBIND) && (err = set_int(fd, IPPROTO_IP, IP_FREEBIND, 1)) < 0)
         goto fail;
-    if (is_udp) {
+    if (is_udp && (flags & SOCK_LISTEN_PKTINFO)) {
         if (addr->ss_family == AF_INET6)
             err = set_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
         else
             err = set_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
         if (err < 0)
             goto fail;
-    } else if (opts && (err = sock_set_tcp_opts(fd, opts)) < 0) {
+    } else if (!is_udp && opts && (err = sock_set_tcp_opts(fd, opts)) < 0) {
         goto fail;
     }
     if (bind(fd, (const struct sockaddr *)addr, addr_len(addr)) == -1) {

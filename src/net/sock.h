@@ -10,16 +10,28 @@ struct sock_tcp_opts {
     uint32_t user_timeout_ms; /* TCP_USER_TIMEOUT; also sizes the keepalive probes; 0 = off */
 };
 
-/* Opens a non-blocking listening socket on <addr> (TCP when <is_udp> is false),
- * with SO_REUSEPORT so that each worker can hold its own, IPV6_V6ONLY on IPv6, and
- * for TCP the options of <opts> set on the listener so accepted sockets inherit
- * them (Linux copies TCP_NODELAY, keepalive and TCP_USER_TIMEOUT at accept).
- * For UDP, IP_PKTINFO / IPV6_RECVPKTINFO are enabled so replies can leave from the
- * address a datagram arrived on. With <is_freebind>, IP_FREEBIND lets it bind an
- * address that is routed to this node but not assigned to an interface (edge pool
- * addresses, e.g. an IPv6 prefix routed "local" to lo); Linux honours IP_FREEBIND
- * on IPv6 sockets too. Returns the fd or a negative errno. */
-int sock_listen(const struct sockaddr_storage *addr, bool is_udp, bool is_freebind, int backlog,
+/* What sock_listen() opens (flags, or-ed). */
+enum sock_listen_flag {
+    SOCK_LISTEN_UDP = 1 << 0, /* a UDP socket; a TCP listener without it */
+    /* SO_REUSEPORT, so that each worker can hold its own. Without it a second socket on
+     * the same address and port fails to bind, loudly (the API, the DNS responder). */
+    SOCK_LISTEN_SHARED = 1 << 1,
+    /* IP_PKTINFO / IPV6_RECVPKTINFO (UDP), so that replies can leave from the address a
+     * datagram arrived on: needed on a wildcard address or a shared port. */
+    SOCK_LISTEN_PKTINFO = 1 << 2,
+    /* IP_FREEBIND: the address may be routed to this node without being assigned to an
+     * interface (edge pool addresses, e.g. an IPv6 prefix routed "local" to lo); Linux
+     * honours it on IPv6 sockets too. */
+    SOCK_LISTEN_FREEBIND = 1 << 3,
+};
+
+/* Opens a non-blocking socket bound to <addr> as <flags> (enum sock_listen_flag) say,
+ * with IPV6_V6ONLY on IPv6 and SO_REUSEADDR on a TCP listener (so that a restart is
+ * not refused over TIME_WAIT) and on a shared UDP socket. A TCP listener listens with
+ * <backlog>, and the options of <opts> (may be NULL) are set on it so that accepted
+ * sockets inherit them (Linux copies TCP_NODELAY, keepalive and TCP_USER_TIMEOUT at
+ * accept). Returns the fd or a negative errno. */
+int sock_listen(const struct sockaddr_storage *addr, unsigned flags, int backlog,
                 const struct sock_tcp_opts *opts);
 
 /* Sets TCP_NODELAY, SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT. */

@@ -82,6 +82,8 @@ static struct listener *listener_open(enum app_proto proto, const struct sockadd
                                       int *err)
 {
     struct sock_tcp_opts opts = {.user_timeout_ms = p->user_timeout_ms};
+    unsigned flags = SOCK_LISTEN_SHARED | (is_freebind ? SOCK_LISTEN_FREEBIND : 0) |
+                     (proto == APP_UDP ? SOCK_LISTEN_UDP | SOCK_LISTEN_PKTINFO : 0);
     struct listener *l = calloc(1, sizeof(*l));
 
     if (!l) {
@@ -95,7 +97,7 @@ static struct listener *listener_open(enum app_proto proto, const struct sockadd
     for (int i = 0; i < n_workers; i++)
         l->fds[i] = -1;
     for (int i = 0; i < n_workers; i++) {
-        l->fds[i] = sock_listen(addr, proto == APP_UDP, is_freebind, LISTEN_BACKLOG, &opts);
+        l->fds[i] = sock_listen(addr, flags, LISTEN_BACKLOG, &opts);
         if (l->fds[i] < 0) {
             *err = l->fds[i];
             l->fds[i] = -1;

@@ -37,7 +37,7 @@ static void accept_pair(const char *ip, int *lfd, int *cfd, int *sfd)
     struct pollfd p;
 
     assert_int_equal(addr_parse_ip(ip, &a), 0);
-    *lfd = sock_listen(&a, false, false, 16, &o);
+    *lfd = sock_listen(&a, SOCK_LISTEN_SHARED, 16, &o);
     assert_true(*lfd >= 0);
     assert_int_equal(getsockname(*lfd, (struct sockaddr *)&a, &len), 0);
     *cfd = socket(a.ss_family, SOCK_STREAM, 0);
@@ -74,11 +74,48 @@ static void test_v6_listener_is_v6only_and_reuseport(void **state)
 
     (void)state;
     assert_int_equal(addr_parse_ip("::1", &a), 0);
-    fd = sock_listen(&a, true, false, 0, NULL);
+    fd = sock_listen(&a, SOCK_LISTEN_UDP | SOCK_LISTEN_SHARED | SOCK_LISTEN_PKTINFO, 0, NULL);
     assert_true(fd >= 0);
     assert_int_equal(getint(fd, IPPROTO_IPV6, IPV6_V6ONLY), 1);
     assert_int_equal(getint(fd, SOL_SOCKET, SO_REUSEPORT), 1);
     close(fd);
+}
+
+/* Only a shared socket lets a second one bind its port: the API and the DNS responder
+ * open theirs unshared, so that a second server on the same port fails to start. */
+static void test_unshared_listener_refuses_a_second_bind(void **state)
+{
+    const unsigned kinds[] = {0, SOCK_LISTEN_UDP};
+    struct sockaddr_storage a;
+    socklen_t len = sizeof(a);
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        int fd, fd2;
+
+        assert_int_equal(addr_parse_ip("127.0.0.1", &a), 0);
+        fd = sock_listen(&a, kinds[i], 16, NULL);
+        assert_true(fd >= 0);
+        assert_int_equal(getint(fd, SOL_SOCKET, SO_REUSEPORT), 0);
+        assert_int_equal(getint(fd, SOL_SOCKET, SO_REUSEADDR), kinds[i] ? 0 : 1);
+        assert_int_equal(getint(fd, IPPROTO_IP, IP_PKTINFO), 0);
+        len = sizeof(a);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        assert_int_equal(sock_listen(&a, kinds[i], 16, NULL), -EADDRINUSE);
+        assert_int_equal(sock_listen(&a, kinds[i] | SOCK_LISTEN_SHARED, 16, NULL), -EADDRINUSE);
+        close(fd);
+
+        addr_set_port(&a, 0);
+        fd = sock_listen(&a, kinds[i] | SOCK_LISTEN_SHARED | SOCK_LISTEN_PKTINFO, 16, NULL);
+        assert_true(fd >= 0);
+        assert_int_equal(getint(fd, IPPROTO_IP, IP_PKTINFO), kinds[i] ? 1 : 0);
+        len = sizeof(a);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        fd2 = sock_listen(&a, kinds[i] | SOCK_LISTEN_SHARED, 16, NULL);
+        assert_true(fd2 >= 0);
+        close(fd2);
+        close(fd);
+    }
 }
 
 static void test_listen_on_foreign_address_fails_cleanly(void **state)
@@ -88,7 +125,7 @@ static void test_listen_on_foreign_address_fails_cleanly(void **state)
     (void)state;
     assert_int_equal(addr_parse_ip("192.0.2.1", &a), 0); /* TEST-NET-1: not ours */
     addr_set_port(&a, 7);
-    assert_int_equal(sock_listen(&a, false, false, 16, NULL), -EADDRNOTAVAIL);
+    assert_int_equal(sock_listen(&a, SOCK_LISTEN_SHARED, 16, NULL), -EADDRNOTAVAIL);
 }
 
 /* The UDP_SEGMENT message goes after the ones already there, and only if it fits. */
@@ -167,6 +204,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepted_socket_inherits_tcp_options),
         cmocka_unit_test(test_v6_listener_is_v6only_and_reuseport),
+        cmocka_unit_test(test_unshared_listener_refuses_a_second_bind),
         cmocka_unit_test(test_listen_on_foreign_address_fails_cleanly),
         cmocka_unit_test(test_udp_segment_is_appended_after_pktinfo),
         cmocka_unit_test(test_gso_send_arrives_as_separate_datagrams),
