@@ -13,24 +13,10 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "dns/dnsmsg.h"
 #include "dns/responder.h"
-
-static struct sockaddr_storage ip(const char *text)
-{
-    struct sockaddr_storage ss;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-
-    memset(&ss, 0, sizeof(ss));
-    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1)
-        v4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1)
-        v6->sin6_family = AF_INET6;
-    else
-        fail_msg("bad test address %s", text);
-    return ss;
-}
 
 /* The test zones: example.com (and its apex) and nothing else. */
 static enum responder_zone zone_cb(void *ctx, const char *name, const char **apex)
@@ -195,14 +181,14 @@ static int setup(void **state)
     memset(&f, 0, sizeof(f));
     f.r = responder_new(zone_cb, &f.calls);
     assert_non_null(f.r);
-    f.ssh[0] = ip("127.0.0.1");
-    f.ssh[1] = ip("::1");
-    f.ssh[2] = ip("127.0.0.1"); /* a duplicate */
-    f.ssh[3] = ip("0.0.0.0");   /* a wildcard: never an answer */
-    f.ssh[4] = ip("::ffff:127.0.0.2");
-    f.ssh2[0] = ip("127.10.0.9");
-    f.ssh2[1] = ip("::1");
-    f.deep[0] = ip("fd00:abcd::5");
+    f.ssh[0] = test_ip("127.0.0.1");
+    f.ssh[1] = test_ip("::1");
+    f.ssh[2] = test_ip("127.0.0.1"); /* a duplicate */
+    f.ssh[3] = test_ip("0.0.0.0");   /* a wildcard: never an answer */
+    f.ssh[4] = test_ip("::ffff:127.0.0.2");
+    f.ssh2[0] = test_ip("127.10.0.9");
+    f.ssh2[1] = test_ip("::1");
+    f.deep[0] = test_ip("fd00:abcd::5");
     names[0] = (struct responder_name){"ssh.example.com", f.ssh, 5};
     names[1] = (struct responder_name){"SSH.Example.com.", f.ssh2, 2}; /* the same name */
     names[2] = (struct responder_name){"db.a.b.example.com", f.deep, 1};
@@ -338,7 +324,7 @@ static void test_negative_answers_carry_soa(void **state)
 static void test_replace_table(void **state)
 {
     struct fixture *f = *state;
-    struct sockaddr_storage one = ip("127.10.3.4");
+    struct sockaddr_storage one = test_ip("127.10.3.4");
     struct responder_name n = {"new.example.com", &one, 1};
     struct answer a;
 
@@ -364,7 +350,7 @@ static void test_udp_truncates_tcp_does_not(void **state)
         char text[32];
 
         snprintf(text, sizeof(text), "fd00::%x", i + 1);
-        many[i] = ip(text);
+        many[i] = test_ip(text);
     }
     assert_int_equal(responder_set_names(f->r, &n, 1), 0);
     a = ask(f->r, "many.example.com", DNSMSG_TYPE_AAAA, DNSMSG_CLASS_IN, false);

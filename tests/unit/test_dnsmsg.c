@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "dns/dnsmsg.h"
 
 /* ssh.example.com in wire form: 17 bytes */
@@ -36,22 +38,6 @@
 #define OPT_OURS "\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
 
 #define BYTES(s) ((const uint8_t *)(s)), (sizeof(s) - 1)
-
-static struct sockaddr_storage ip(const char *text)
-{
-    struct sockaddr_storage ss;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-
-    memset(&ss, 0, sizeof(ss));
-    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1)
-        v4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1)
-        v6->sin6_family = AF_INET6;
-    else
-        fail_msg("bad test address %s", text);
-    return ss;
-}
 
 static void expect_bytes(const uint8_t *got, size_t got_len, const uint8_t *want, size_t want_len)
 {
@@ -81,7 +67,7 @@ static void test_a_answer(void **state)
     static const char query[] = HDR_Q1 QNAME TYPE_A;
     static const char want[] = "\x12\x34\x85\x00\x00\x01\x00\x01\x00\x00\x00\x00" QNAME TYPE_A
                                "\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x7f\x0a\x00\x05";
-    struct sockaddr_storage addrs[] = {ip("::1"), ip("127.10.0.5")};
+    struct sockaddr_storage addrs[] = {test_ip("::1"), test_ip("127.10.0.5")};
     struct dnsmsg_reply r = {.is_authoritative = true, .addrs = addrs, .n_addrs = 2, .ttl_s = 60};
     struct dnsmsg_query q;
     uint8_t out[DNSMSG_REPLY_MAX];
@@ -107,7 +93,8 @@ static void test_aaaa_answer(void **state)
                                "\xfd\x00\xab\xcd\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x07"
                                "\xc0\x0c\x00\x1c\x00\x01\x00\x00\x00\x3c\x00\x10"
                                "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01";
-    struct sockaddr_storage addrs[] = {ip("fd00:abcd::7"), ip("127.0.0.1"), ip("::1")};
+    struct sockaddr_storage addrs[] = {test_ip("fd00:abcd::7"), test_ip("127.0.0.1"),
+                                       test_ip("::1")};
     struct dnsmsg_reply r = {.is_authoritative = true, .addrs = addrs, .n_addrs = 3, .ttl_s = 60};
     uint8_t out[DNSMSG_REPLY_MAX];
     size_t n;
@@ -126,7 +113,7 @@ static void test_nodata_for_other_types(void **state)
         "\x12\x34\x85\x00\x00\x01\x00\x00\x00\x00\x00\x00" QNAME "\x00\x0f\x00\x01";
     static const char want_any[] =
         "\x12\x34\x85\x00\x00\x01\x00\x00\x00\x00\x00\x00" QNAME "\x00\xff\x00\x01";
-    struct sockaddr_storage addrs[] = {ip("127.0.0.1"), ip("::1")};
+    struct sockaddr_storage addrs[] = {test_ip("127.0.0.1"), test_ip("::1")};
     struct dnsmsg_reply r = {.is_authoritative = true, .addrs = addrs, .n_addrs = 2, .ttl_s = 60};
     uint8_t out[DNSMSG_REPLY_MAX];
     size_t n;
@@ -143,7 +130,7 @@ static void test_nxdomain_and_refused(void **state)
     static const char query[] = HDR_Q1 QNAME TYPE_A;
     static const char nx[] = "\x12\x34\x85\x03\x00\x01\x00\x00\x00\x00\x00\x00" QNAME TYPE_A;
     static const char refused[] = "\x12\x34\x81\x05\x00\x01\x00\x00\x00\x00\x00\x00" QNAME TYPE_A;
-    struct sockaddr_storage addrs[] = {ip("127.0.0.1")};
+    struct sockaddr_storage addrs[] = {test_ip("127.0.0.1")};
     struct dnsmsg_reply r = {.rcode = DNSMSG_NXDOMAIN, .is_authoritative = true, .ttl_s = 60};
     uint8_t out[DNSMSG_REPLY_MAX];
     size_t n;
@@ -280,7 +267,7 @@ static void test_compressed_question_is_followed_and_written_plain(void **state)
                                        "com\x00";
     static const char want[] = "\x12\x34\x85\x00\x00\x01\x00\x01\x00\x00\x00\x00" QNAME TYPE_A
                                "\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x7f\x00\x00\x01";
-    struct sockaddr_storage addrs[] = {ip("127.0.0.1")};
+    struct sockaddr_storage addrs[] = {test_ip("127.0.0.1")};
     struct dnsmsg_reply r = {.is_authoritative = true, .addrs = addrs, .n_addrs = 1, .ttl_s = 60};
     struct dnsmsg_query q;
     uint8_t out[DNSMSG_REPLY_MAX];
@@ -371,7 +358,7 @@ static void test_edns_gets_minimal_opt(void **state)
     static const char want[] =
         "\x12\x34\x85\x00\x00\x01\x00\x01\x00\x00\x00\x01" QNAME TYPE_A
         "\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x7f\x00\x00\x01" OPT_OURS;
-    struct sockaddr_storage addrs[] = {ip("127.0.0.1")};
+    struct sockaddr_storage addrs[] = {test_ip("127.0.0.1")};
     struct dnsmsg_reply r = {.is_authoritative = true, .addrs = addrs, .n_addrs = 1, .ttl_s = 60};
     struct dnsmsg_query q;
     uint8_t out[DNSMSG_REPLY_MAX];
@@ -470,7 +457,7 @@ static void test_udp_truncation(void **state)
         char text[64];
 
         snprintf(text, sizeof(text), "fd00::%zx", i + 1);
-        addrs[i] = ip(text);
+        addrs[i] = test_ip(text);
     }
     r.n_addrs = sizeof(addrs) / sizeof(addrs[0]);
     assert_int_equal(dnsmsg_parse_query(BYTES(plain), &q), DNSMSG_QUERY);

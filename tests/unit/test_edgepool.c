@@ -15,23 +15,9 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "proxy/edgepool.h"
-
-static struct sockaddr_storage ip(const char *text)
-{
-    struct sockaddr_storage ss;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-
-    memset(&ss, 0, sizeof(ss));
-    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1)
-        v4->sin_family = AF_INET;
-    else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1)
-        v6->sin6_family = AF_INET6;
-    else
-        fail_msg("bad test address %s", text);
-    return ss;
-}
 
 static const char *text(const struct sockaddr_storage *a, char *buf, size_t len)
 {
@@ -243,7 +229,7 @@ static void test_skips_taken(void **state)
     edgepool_free(p);
     /* Reserve the address it took (and one outside the pool): it gets the other. */
     reserved[0] = a[0];
-    reserved[1] = ip("127.0.0.1");
+    reserved[1] = test_ip("127.0.0.1");
     p = edgepool_next(NULL, &v4, NULL, &one, 1, reserved, 2, err, sizeof(err));
     assert_non_null(p);
     assert_int_equal(edgepool_lookup(p, "a.example.com", a, 1), 1);
@@ -356,9 +342,9 @@ static void test_restore_keeps_collided_names(void **state)
     assert_int_equal(sv.n, 2);
     /* a pair from another pool, and one of a family with no pool, are left out */
     sv.v[sv.n].name = "x.example.com";
-    sv.v[sv.n++].addr = ip("127.99.0.1");
+    sv.v[sv.n++].addr = test_ip("127.99.0.1");
     sv.v[sv.n].name = "y.example.com";
-    sv.v[sv.n++].addr = ip("fd00::7");
+    sv.v[sv.n++].addr = test_ip("fd00::7");
     restored = edgepool_restore(&v4, NULL, sv.v, (size_t)sv.n);
     assert_non_null(restored);
     assert_int_equal(edgepool_size(restored), 2);
@@ -386,7 +372,7 @@ static void test_exhaustion(void **state)
     struct edgepool_req three[] = {{"a.example.com", true, false},
                                    {"b.example.com", true, false},
                                    {"c.example.com", true, false}};
-    struct sockaddr_storage reserved = ip("192.0.2.1");
+    struct sockaddr_storage reserved = test_ip("192.0.2.1");
     struct edgepool *p;
     char err[256];
 
@@ -439,7 +425,7 @@ static void test_v6_small_pool_distinct(void **state)
 
 static void test_check_bindable(void **state)
 {
-    struct sockaddr_storage lo = ip("127.0.0.1"), doc = ip("192.0.2.77");
+    struct sockaddr_storage lo = test_ip("127.0.0.1"), doc = test_ip("192.0.2.77");
 
     (void)state;
     assert_int_equal(edgepool_check_bindable(&lo), 0);

@@ -16,28 +16,11 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "proxy/pp.h"
 
 #define CANARY 0xA5
-
-static struct sockaddr_storage ip(const char *text, uint16_t port)
-{
-    struct sockaddr_storage ss;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-
-    memset(&ss, 0, sizeof(ss));
-    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-    } else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-    } else {
-        fail_msg("bad test address %s", text);
-    }
-    return ss;
-}
 
 /* Encodes into a buffer of CANARY bytes with room to spare, checks the result is
  * exactly <want> and that nothing past it was touched. */
@@ -86,7 +69,8 @@ static void expect_enospc_below(int version, bool is_dgram, const struct sockadd
 
 static void test_v1_tcp4(void **state)
 {
-    struct sockaddr_storage src = ip("192.0.2.1", 56324), dst = ip("198.51.100.2", 443);
+    struct sockaddr_storage src = test_ip_port("192.0.2.1", 56324),
+                            dst = test_ip_port("198.51.100.2", 443);
 
     (void)state;
     expect_v1(&src, &dst, "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n");
@@ -94,7 +78,8 @@ static void test_v1_tcp4(void **state)
 
 static void test_v1_tcp6(void **state)
 {
-    struct sockaddr_storage src = ip("2001:db8::1", 5000), dst = ip("2001:db8:0:1::2", 8443);
+    struct sockaddr_storage src = test_ip_port("2001:db8::1", 5000),
+                            dst = test_ip_port("2001:db8:0:1::2", 8443);
 
     (void)state;
     expect_v1(&src, &dst, "PROXY TCP6 2001:db8::1 2001:db8:0:1::2 5000 8443\r\n");
@@ -103,8 +88,8 @@ static void test_v1_tcp6(void **state)
 static void test_v1_tcp6_canonical_text(void **state)
 {
     /* Written long-hand on input; the line must carry inet_ntop()'s short form. */
-    struct sockaddr_storage src = ip("2001:0DB8:0000:0000:0000:0000:0000:00AB", 1),
-                            dst = ip("0:0:0:0:0:0:0:1", 65535);
+    struct sockaddr_storage src = test_ip_port("2001:0DB8:0000:0000:0000:0000:0000:00AB", 1),
+                            dst = test_ip_port("0:0:0:0:0:0:0:1", 65535);
 
     (void)state;
     expect_v1(&src, &dst, "PROXY TCP6 2001:db8::ab ::1 1 65535\r\n");
@@ -112,7 +97,7 @@ static void test_v1_tcp6_canonical_text(void **state)
 
 static void test_v1_ports_zero_no_padding(void **state)
 {
-    struct sockaddr_storage src = ip("0.0.0.0", 0), dst = ip("10.0.0.1", 80);
+    struct sockaddr_storage src = test_ip_port("0.0.0.0", 0), dst = test_ip_port("10.0.0.1", 80);
 
     (void)state;
     expect_v1(&src, &dst, "PROXY TCP4 0.0.0.0 10.0.0.1 0 80\r\n");
@@ -120,8 +105,8 @@ static void test_v1_ports_zero_no_padding(void **state)
 
 static void test_v1_mapped_both_become_tcp4(void **state)
 {
-    struct sockaddr_storage src = ip("::ffff:192.0.2.1", 56324),
-                            dst = ip("::ffff:198.51.100.2", 443);
+    struct sockaddr_storage src = test_ip_port("::ffff:192.0.2.1", 56324),
+                            dst = test_ip_port("::ffff:198.51.100.2", 443);
 
     (void)state;
     expect_v1(&src, &dst, "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n");
@@ -129,7 +114,8 @@ static void test_v1_mapped_both_become_tcp4(void **state)
 
 static void test_v1_mapped_src_plain_v4_dst(void **state)
 {
-    struct sockaddr_storage src = ip("::ffff:203.0.113.9", 40000), dst = ip("198.51.100.2", 22);
+    struct sockaddr_storage src = test_ip_port("::ffff:203.0.113.9", 40000),
+                            dst = test_ip_port("198.51.100.2", 22);
 
     (void)state;
     expect_v1(&src, &dst, "PROXY TCP4 203.0.113.9 198.51.100.2 40000 22\r\n");
@@ -137,7 +123,8 @@ static void test_v1_mapped_src_plain_v4_dst(void **state)
 
 static void test_v1_mixed_v4_src_v6_dst(void **state)
 {
-    struct sockaddr_storage src = ip("192.0.2.1", 1234), dst = ip("2001:db8::2", 443);
+    struct sockaddr_storage src = test_ip_port("192.0.2.1", 1234),
+                            dst = test_ip_port("2001:db8::2", 443);
 
     (void)state;
     expect_v1(&src, &dst, "PROXY TCP6 ::ffff:192.0.2.1 2001:db8::2 1234 443\r\n");
@@ -145,7 +132,8 @@ static void test_v1_mixed_v4_src_v6_dst(void **state)
 
 static void test_v1_mixed_v6_src_v4_dst(void **state)
 {
-    struct sockaddr_storage src = ip("2001:db8::1", 5000), dst = ip("198.51.100.2", 443);
+    struct sockaddr_storage src = test_ip_port("2001:db8::1", 5000),
+                            dst = test_ip_port("198.51.100.2", 443);
 
     (void)state;
     expect_v1(&src, &dst, "PROXY TCP6 2001:db8::1 ::ffff:198.51.100.2 5000 443\r\n");
@@ -154,7 +142,8 @@ static void test_v1_mixed_v6_src_v4_dst(void **state)
 static void test_v1_mixed_mapped_src_v6_dst(void **state)
 {
     /* Un-mapped, then mapped again because the other side is a real IPv6 address. */
-    struct sockaddr_storage src = ip("::ffff:192.0.2.1", 1234), dst = ip("2001:db8::2", 443);
+    struct sockaddr_storage src = test_ip_port("::ffff:192.0.2.1", 1234),
+                            dst = test_ip_port("2001:db8::2", 443);
 
     (void)state;
     expect_v1(&src, &dst, "PROXY TCP6 ::ffff:192.0.2.1 2001:db8::2 1234 443\r\n");
@@ -164,10 +153,10 @@ static void test_v1_worst_case_fits(void **state)
 {
     static const char want[] = "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
                                "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe 65535 65535\r\n";
-    struct sockaddr_storage src = ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535),
-                            dst = ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
-    struct sockaddr_storage src4 = ip("255.255.255.255", 65535),
-                            dst4 = ip("255.255.255.255", 65535);
+    struct sockaddr_storage src = test_ip_port("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535),
+                            dst = test_ip_port("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535);
+    struct sockaddr_storage src4 = test_ip_port("255.255.255.255", 65535),
+                            dst4 = test_ip_port("255.255.255.255", 65535);
 
     (void)state;
     assert_int_equal(strlen(want), 104); /* spec 2.1: the TCP6 maximum */
@@ -179,9 +168,10 @@ static void test_v1_worst_case_fits(void **state)
 
 static void test_v1_enospc_every_short_length(void **state)
 {
-    struct sockaddr_storage s4 = ip("192.0.2.1", 56324), d4 = ip("198.51.100.2", 443);
-    struct sockaddr_storage s6 = ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535),
-                            d6 = ip("2001:db8::2", 1);
+    struct sockaddr_storage s4 = test_ip_port("192.0.2.1", 56324),
+                            d4 = test_ip_port("198.51.100.2", 443);
+    struct sockaddr_storage s6 = test_ip_port("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535),
+                            d6 = test_ip_port("2001:db8::2", 1);
 
     (void)state;
     expect_enospc_below(1, false, &s4, &d4,
@@ -193,7 +183,8 @@ static void test_v1_enospc_every_short_length(void **state)
 
 static void test_v1_dgram_is_einval(void **state)
 {
-    struct sockaddr_storage src = ip("192.0.2.1", 1), dst = ip("198.51.100.2", 2);
+    struct sockaddr_storage src = test_ip_port("192.0.2.1", 1),
+                            dst = test_ip_port("198.51.100.2", 2);
     uint8_t buf[PP_MAX_LEN];
     size_t i;
 
@@ -214,7 +205,8 @@ static void test_v2_tcp4(void **state)
 {
     static const uint8_t want[] = {SIG,  0x21, 0x11, 0x00, 0x0C, 0xC0, 0x00, 0x02, 0x01,
                                    0xC6, 0x33, 0x64, 0x02, 0xDC, 0x04, 0x01, 0xBB};
-    struct sockaddr_storage src = ip("192.0.2.1", 56324), dst = ip("198.51.100.2", 443);
+    struct sockaddr_storage src = test_ip_port("192.0.2.1", 56324),
+                            dst = test_ip_port("198.51.100.2", 443);
 
     (void)state;
     assert_int_equal(sizeof(want), 28);
@@ -225,7 +217,8 @@ static void test_v2_udp4(void **state)
 {
     static const uint8_t want[] = {SIG,  0x21, 0x12, 0x00, 0x0C, 0xC0, 0x00, 0x02, 0x01,
                                    0xC6, 0x33, 0x64, 0x02, 0xDC, 0x04, 0x00, 0x35};
-    struct sockaddr_storage src = ip("192.0.2.1", 56324), dst = ip("198.51.100.2", 53);
+    struct sockaddr_storage src = test_ip_port("192.0.2.1", 56324),
+                            dst = test_ip_port("198.51.100.2", 53);
 
     (void)state;
     expect_header(2, true, &src, &dst, want, sizeof(want));
@@ -241,7 +234,8 @@ static void test_v2_tcp6(void **state)
         0x00, 0x00, 0x00, 0x02,                                                 /* */
         0x13, 0x88, 0x20, 0xFB,                                                 /* ports */
     };
-    struct sockaddr_storage src = ip("2001:db8::1", 5000), dst = ip("2001:db8:0:1::2", 8443);
+    struct sockaddr_storage src = test_ip_port("2001:db8::1", 5000),
+                            dst = test_ip_port("2001:db8:0:1::2", 8443);
 
     (void)state;
     assert_int_equal(sizeof(want), PP_V2_MAX_LEN);
@@ -258,7 +252,8 @@ static void test_v2_udp6(void **state)
         0x00, 0x00, 0x00, 0x02,                                                 /* */
         0x13, 0x88, 0x00, 0x35,                                                 /* ports */
     };
-    struct sockaddr_storage src = ip("2001:db8::1", 5000), dst = ip("2001:db8:0:1::2", 53);
+    struct sockaddr_storage src = test_ip_port("2001:db8::1", 5000),
+                            dst = test_ip_port("2001:db8:0:1::2", 53);
 
     (void)state;
     expect_header(2, true, &src, &dst, want, sizeof(want));
@@ -268,8 +263,8 @@ static void test_v2_mapped_both_become_inet(void **state)
 {
     static const uint8_t want[] = {SIG,  0x21, 0x11, 0x00, 0x0C, 0xC0, 0x00, 0x02, 0x01,
                                    0xC6, 0x33, 0x64, 0x02, 0xDC, 0x04, 0x01, 0xBB};
-    struct sockaddr_storage src = ip("::ffff:192.0.2.1", 56324),
-                            dst = ip("::ffff:198.51.100.2", 443);
+    struct sockaddr_storage src = test_ip_port("::ffff:192.0.2.1", 56324),
+                            dst = test_ip_port("::ffff:198.51.100.2", 443);
 
     (void)state;
     expect_header(2, false, &src, &dst, want, sizeof(want));
@@ -285,8 +280,9 @@ static void test_v2_mixed_maps_v4_side(void **state)
         0x00, 0x00, 0x00, 0x02,                                                 /* */
         0x04, 0xD2, 0x01, 0xBB,                                                 /* ports */
     };
-    struct sockaddr_storage src = ip("192.0.2.1", 1234), dst = ip("2001:db8::2", 443);
-    struct sockaddr_storage msrc = ip("::ffff:192.0.2.1", 1234);
+    struct sockaddr_storage src = test_ip_port("192.0.2.1", 1234),
+                            dst = test_ip_port("2001:db8::2", 443);
+    struct sockaddr_storage msrc = test_ip_port("::ffff:192.0.2.1", 1234);
 
     (void)state;
     expect_header(2, false, &src, &dst, want, sizeof(want));
@@ -303,7 +299,8 @@ static void test_v2_mixed_v6_src_v4_dst_udp(void **state)
         0xC6, 0x33, 0x64, 0x02,                                                 /* */
         0xFF, 0xFF, 0x00, 0x00,                                                 /* ports */
     };
-    struct sockaddr_storage src = ip("2001:db8::1", 65535), dst = ip("198.51.100.2", 0);
+    struct sockaddr_storage src = test_ip_port("2001:db8::1", 65535),
+                            dst = test_ip_port("198.51.100.2", 0);
 
     (void)state;
     expect_header(2, true, &src, &dst, want, sizeof(want));
@@ -311,8 +308,9 @@ static void test_v2_mixed_v6_src_v4_dst_udp(void **state)
 
 static void test_v2_enospc_every_short_length(void **state)
 {
-    struct sockaddr_storage s4 = ip("192.0.2.1", 1), d4 = ip("198.51.100.2", 2);
-    struct sockaddr_storage s6 = ip("2001:db8::1", 1), d6 = ip("2001:db8::2", 2);
+    struct sockaddr_storage s4 = test_ip_port("192.0.2.1", 1), d4 = test_ip_port("198.51.100.2", 2);
+    struct sockaddr_storage s6 = test_ip_port("2001:db8::1", 1),
+                            d6 = test_ip_port("2001:db8::2", 2);
 
     (void)state;
     expect_enospc_below(2, false, &s4, &d4, 28);
@@ -325,7 +323,8 @@ static void test_v2_enospc_every_short_length(void **state)
 
 static void test_bad_version_is_einval(void **state)
 {
-    struct sockaddr_storage src = ip("192.0.2.1", 1), dst = ip("198.51.100.2", 2);
+    struct sockaddr_storage src = test_ip_port("192.0.2.1", 1),
+                            dst = test_ip_port("198.51.100.2", 2);
     static const int bad[] = {0, 3, -1, 0x21};
     uint8_t buf[PP_MAX_LEN];
     size_t i;
@@ -343,7 +342,7 @@ static void test_bad_version_is_einval(void **state)
 
 static void test_bad_family_is_einval(void **state)
 {
-    struct sockaddr_storage good = ip("192.0.2.1", 1), unspec, unix_addr;
+    struct sockaddr_storage good = test_ip_port("192.0.2.1", 1), unspec, unix_addr;
     uint8_t buf[PP_MAX_LEN];
     size_t i;
     int v;
@@ -366,7 +365,8 @@ static void test_bad_family_is_einval(void **state)
 
 static void test_inputs_not_modified(void **state)
 {
-    struct sockaddr_storage src = ip("::ffff:192.0.2.1", 7), dst = ip("198.51.100.2", 8);
+    struct sockaddr_storage src = test_ip_port("::ffff:192.0.2.1", 7),
+                            dst = test_ip_port("198.51.100.2", 8);
     struct sockaddr_storage src0 = src, dst0 = dst;
     uint8_t buf[PP_MAX_LEN];
 

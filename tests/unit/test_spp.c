@@ -13,26 +13,9 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
+
 #include "proxy/spp.h"
-
-static struct sockaddr_storage ip(const char *text, uint16_t port)
-{
-    struct sockaddr_storage ss;
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-
-    memset(&ss, 0, sizeof(ss));
-    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(port);
-    } else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(port);
-    } else {
-        fail_msg("bad test address %s", text);
-    }
-    return ss;
-}
 
 /* 192.0.2.1:5000 received on 198.51.100.2:53 */
 static const uint8_t hdr_v4[SPP_HEADER_LEN] = {
@@ -58,7 +41,8 @@ static const uint8_t hdr_v6[SPP_HEADER_LEN] = {
 
 static void test_encode_v4(void **state)
 {
-    struct sockaddr_storage client = ip("192.0.2.1", 5000), proxy = ip("198.51.100.2", 53);
+    struct sockaddr_storage client = test_ip_port("192.0.2.1", 5000),
+                            proxy = test_ip_port("198.51.100.2", 53);
     uint8_t out[SPP_HEADER_LEN + 4];
 
     (void)state;
@@ -70,7 +54,8 @@ static void test_encode_v4(void **state)
 
 static void test_encode_v6(void **state)
 {
-    struct sockaddr_storage client = ip("2001:db8::1", 443), proxy = ip("2001:db8::53", 53);
+    struct sockaddr_storage client = test_ip_port("2001:db8::1", 443),
+                            proxy = test_ip_port("2001:db8::53", 53);
     uint8_t out[SPP_HEADER_LEN + 4];
 
     (void)state;
@@ -83,8 +68,8 @@ static void test_encode_v6(void **state)
 static void test_encode_mapped_equals_v4(void **state)
 {
     /* A dual-stack socket reports the same client as ::ffff:192.0.2.1. */
-    struct sockaddr_storage client = ip("::ffff:192.0.2.1", 5000),
-                            proxy = ip("::ffff:198.51.100.2", 53);
+    struct sockaddr_storage client = test_ip_port("::ffff:192.0.2.1", 5000),
+                            proxy = test_ip_port("::ffff:198.51.100.2", 53);
     uint8_t out[SPP_HEADER_LEN];
 
     (void)state;
@@ -103,7 +88,8 @@ static void test_encode_mixed_families(void **state)
         0xFF, 0xFF,                                                             /* client port */
         0x00, 0x00,                                                             /* proxy port */
     };
-    struct sockaddr_storage client = ip("203.0.113.9", 65535), proxy = ip("2001:db8::53", 0);
+    struct sockaddr_storage client = test_ip_port("203.0.113.9", 65535),
+                            proxy = test_ip_port("2001:db8::53", 0);
     uint8_t out[SPP_HEADER_LEN];
 
     (void)state;
@@ -113,8 +99,9 @@ static void test_encode_mixed_families(void **state)
 
 static void test_reply_ok_v4_and_v6(void **state)
 {
-    struct sockaddr_storage c4 = ip("192.0.2.1", 5000), c6 = ip("2001:db8::1", 443);
-    struct sockaddr_storage c4_mapped = ip("::ffff:192.0.2.1", 5000);
+    struct sockaddr_storage c4 = test_ip_port("192.0.2.1", 5000),
+                            c6 = test_ip_port("2001:db8::1", 443);
+    struct sockaddr_storage c4_mapped = test_ip_port("::ffff:192.0.2.1", 5000);
 
     (void)state;
     assert_int_equal(spp_check_reply(hdr_v4, sizeof(hdr_v4), &c4), SPP_OK);
@@ -124,7 +111,7 @@ static void test_reply_ok_v4_and_v6(void **state)
 
 static void test_reply_ok_with_payload_and_any_proxy_fields(void **state)
 {
-    struct sockaddr_storage c4 = ip("192.0.2.1", 5000);
+    struct sockaddr_storage c4 = test_ip_port("192.0.2.1", 5000);
     uint8_t buf[SPP_HEADER_LEN + 5];
     size_t i;
 
@@ -143,7 +130,7 @@ static void test_reply_ok_with_payload_and_any_proxy_fields(void **state)
 
 static void test_reply_short_at_every_length(void **state)
 {
-    struct sockaddr_storage c4 = ip("192.0.2.1", 5000);
+    struct sockaddr_storage c4 = test_ip_port("192.0.2.1", 5000);
     size_t len;
 
     (void)state;
@@ -156,7 +143,7 @@ static void test_reply_short_at_every_length(void **state)
 
 static void test_reply_bad_magic(void **state)
 {
-    struct sockaddr_storage c4 = ip("192.0.2.1", 5000);
+    struct sockaddr_storage c4 = test_ip_port("192.0.2.1", 5000);
     static const uint8_t magics[][2] = {{0xEC, 0x56}, {0x56, 0xED}, {0x57, 0xEC}, {0, 0}};
     uint8_t buf[SPP_HEADER_LEN];
     size_t i;
@@ -172,7 +159,8 @@ static void test_reply_bad_magic(void **state)
 
 static void test_reply_wrong_client_each_address_byte(void **state)
 {
-    struct sockaddr_storage c4 = ip("192.0.2.1", 5000), c6 = ip("2001:db8::1", 443);
+    struct sockaddr_storage c4 = test_ip_port("192.0.2.1", 5000),
+                            c6 = test_ip_port("2001:db8::1", 443);
     uint8_t buf[SPP_HEADER_LEN];
     size_t i;
 
@@ -189,8 +177,9 @@ static void test_reply_wrong_client_each_address_byte(void **state)
 
 static void test_reply_wrong_client_port(void **state)
 {
-    struct sockaddr_storage c4 = ip("192.0.2.1", 5000), c4_other = ip("192.0.2.1", 5001);
-    struct sockaddr_storage c4_swapped = ip("192.0.2.1", 0x8813); /* byte-swapped 5000 */
+    struct sockaddr_storage c4 = test_ip_port("192.0.2.1", 5000),
+                            c4_other = test_ip_port("192.0.2.1", 5001);
+    struct sockaddr_storage c4_swapped = test_ip_port("192.0.2.1", 0x8813); /* byte-swapped 5000 */
     uint8_t buf[SPP_HEADER_LEN];
 
     (void)state;
@@ -207,9 +196,10 @@ static void test_reply_wrong_client_port(void **state)
 static void test_reply_other_clients(void **state)
 {
     /* Another client, or the same four bytes in a form other than mapped. */
-    struct sockaddr_storage other4 = ip("192.0.2.2", 5000), other6 = ip("2001:db8::2", 443);
-    struct sockaddr_storage compat = ip("::192.0.2.1", 5000); /* ::c000:201, not mapped */
-    struct sockaddr_storage c4 = ip("192.0.2.1", 5000);
+    struct sockaddr_storage other4 = test_ip_port("192.0.2.2", 5000),
+                            other6 = test_ip_port("2001:db8::2", 443);
+    struct sockaddr_storage compat = test_ip_port("::192.0.2.1", 5000); /* ::c000:201, not mapped */
+    struct sockaddr_storage c4 = test_ip_port("192.0.2.1", 5000);
 
     (void)state;
     assert_int_equal(spp_check_reply(hdr_v4, sizeof(hdr_v4), &other4), SPP_WRONG_CLIENT);
@@ -234,7 +224,8 @@ static void test_reply_client_without_family(void **state)
 
 static void test_encode_then_check_round_trip(void **state)
 {
-    struct sockaddr_storage client = ip("2001:db8::7", 1), proxy = ip("192.0.2.53", 53);
+    struct sockaddr_storage client = test_ip_port("2001:db8::7", 1),
+                            proxy = test_ip_port("192.0.2.53", 53);
     uint8_t out[SPP_HEADER_LEN];
 
     (void)state;
