@@ -5,6 +5,7 @@ test_reload_under_traffic below: 100 SIGHUPs, 200 streams, 0 failures."""
 
 import contextlib
 import random
+import re
 import signal
 import socket
 import threading
@@ -367,3 +368,24 @@ def test_reload_under_traffic(prism, origins, ports):
     )
     bad = [r for r in recs if r.get("Status") != 200]
     assert not bad, f"{len(bad)} connections closed with a status other than 200, e.g. {bad[:3]}"
+
+
+def test_second_node_on_the_same_api_or_dns_port_refuses_to_start(prism):
+    """The API and the DNS responder never share their ports (no SO_REUSEPORT, and no
+    SO_REUSEADDR on the DNS UDP socket): a second node given the same address exits
+    with the address in its error, instead of splitting the queries with the first."""
+    first = prism(cfg([]))
+    for key, what in (("api", r"api\.listen {}:"), ("dns", r"dns\.listen {} \(udp\):")):
+        taken = first.config[key]["listen"]
+        second = prism({**cfg([]), key: {"listen": taken}}, start=False)
+        second.start(wait_ready=False)
+        try:
+            rc = second.proc.wait(15)
+        finally:
+            second.stopped = True  # it is meant to exit on its own
+        second.reader.join(5)
+        assert rc != 0, f"the second node ran with {key}.listen {taken} taken"
+        second.wait_log(what.format(re.escape(taken)) + r" Address already in use", timeout=1)
+    assert first.alive()
+    host, port = first.config["api"]["listen"].rsplit(":", 1)
+    socket.create_connection((host, int(port)), timeout=2).close()
