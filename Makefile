@@ -3,6 +3,7 @@
 #   make release    optimised, hardened build in build/release/prism
 #   make test       unit tests (cmocka)
 #   make san        the whole build and unit tests under ASan+UBSan (build/san/)
+#   make san-integration  the integration tests against that build of prism
 #   make fuzz       build every fuzz target (clang-14 libFuzzer) and run each briefly
 #   make check      install what is missing, build, run every test
 #   make run        install what is missing, build, start prism on its embedded defaults
@@ -55,7 +56,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 20
 
-.PHONY: all release san test unit-test san-test fuzz fuzz-build check run bench deps \
+.PHONY: all release san test unit-test san-test san-integration fuzz fuzz-build check run bench deps \
         integration format check-format lint clean
 
 all: $(BUILD)/prism
@@ -89,6 +90,13 @@ san:
 	$(MAKE) VARIANT=san all unit-test
 
 san-test: san
+
+# The integration tests against the ASan+UBSan build of prism: a memory error or
+# undefined behaviour ends prism, and each prism is stopped with SIGTERM after its test
+# so that a leak fails it too (tests/integration/conftest.py, PRISM_SANITIZED).
+san-integration:
+	$(MAKE) VARIANT=san all
+	PRISM_BIN=$(CURDIR)/build/san/prism PRISM_SANITIZED=1 tests/integration/run.sh
 
 # libFuzzer targets: the library is rebuilt with clang and fuzzer instrumentation.
 FUZZ_CC := clang-14
@@ -131,6 +139,7 @@ check:
 	$(MAKE) san
 	$(MAKE) fuzz
 	tests/integration/run.sh
+	$(MAKE) san-integration
 
 run:
 	scripts/install-deps.sh build

@@ -32,6 +32,11 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PRISM_BIN = os.environ.get("PRISM_BIN", os.path.join(REPO, "build", "prism"))
+# Set by `make san-integration`: PRISM_BIN is the ASan+UBSan build. Each prism a test
+# started is then stopped with SIGTERM at its end, so that LeakSanitizer runs at exit,
+# and its log is searched for the sanitizers' reports.
+SANITIZED = os.environ.get("PRISM_SANITIZED") == "1"
+SANITIZER_RE = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:")
 
 # Ports below the ephemeral range (ip_local_port_range is 20000-65000 here), so an
 # outgoing connection of some other process never takes the port we picked.
@@ -784,11 +789,25 @@ def prism(procs, tmp_path, ports):
         if rc is not None and not p.stopped:
             # nobody asked it to stop: a crash the test's own checks may have missed
             crashed.append(f"prism (pid {p.proc.pid}) exited on its own with {rc}")
+        if rc is None and SANITIZED:
+            # An exit of its own, so that LeakSanitizer looks for leaks; a drain that
+            # outlasts the wait (connections the test left open) is cut short below.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                rc = p.proc.wait(3)
+            if rc not in (None, 0):
+                crashed.append(f"prism (pid {p.proc.pid}) exited with {rc} on SIGTERM after the test")
         if rc is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p.proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.proc.wait(5)
+        if SANITIZED:
+            p.reader.join(5)
+            reports = [line for line in p.lines if SANITIZER_RE.search(line)]
+            if reports:
+                crashed.append(f"prism (pid {p.proc.pid}) reported {reports[0]!r}")
         print(f"---- prism log ({p.log_path}), last lines:\n{p.log_text(60)}")
     if crashed:
         pytest.fail("; ".join(crashed))

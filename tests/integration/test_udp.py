@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import Thread, app, check_record, prism_cli, wait_until
+from conftest import SANITIZED, Thread, app, check_record, prism_cli, wait_until
 from udp_helpers import (
     PP2_SIG,
     SPP_LEN,
@@ -556,7 +556,9 @@ def test_10000_flows_expire_and_memory_returns_to_baseline(prism, udp_origins, p
         f"whole test {time.monotonic() - t0:.1f} s"
     )
     print(numbers)
-    assert after <= base_rss + allowed, f"prism's memory did not come back after 10,000 flows expired: {numbers}"
+    # ASan holds freed memory in its quarantine, so under it only the fds come back.
+    if not SANITIZED:
+        assert after <= base_rss + allowed, f"prism's memory did not come back after 10,000 flows expired: {numbers}"
     assert peak_fds >= base_fds + 9000, f"prism held {peak_fds - base_fds} more fds with 10,000 flows (one socket each)"
     assert p.alive()
 
