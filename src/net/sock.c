@@ -60,7 +60,7 @@ int sock_listen(const struct sockaddr_storage *addr, unsigned flags, int backlog
 {
     bool is_udp = flags & SOCK_LISTEN_UDP, is_shared = flags & SOCK_LISTEN_SHARED;
     int type = (is_udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
-    int fd, err = 0;
+    int fd, err;
 
     fd = socket(addr->ss_family, type, 0);
     if (fd == -1)
