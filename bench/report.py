@@ -740,7 +740,23 @@ def where_the_time_goes(res, cfg, med, out):
             "busy_poll_us 0 gave 1.04 times the connections per busy core (better in 5 of 7 "
             "rounds) for 0.96 times the connections/s and 1.19 times the exchange's p99 (worse "
             "in 6 of 7 each): 28,950 connections per busy core against haproxy's 23,895, 1.21 "
-            "times, where 1.3 is asked (src/core/loop.c)." % (busy("prism"), peers_list(busy)))
+            "times, where 1.3 is asked (src/core/loop.c)." % (busy("prism"), peers_list(busy))
+            + conn_preemption())
+
+    def conn_preemption():  # what the load side pays for being woken from the proxy's core
+        return (
+            " Part of what the load side pays through any proxy is the scheduler's: a wakeup "
+            "from the proxy's core that preempts the load tool or the origin running on CPU 1 "
+            "is an interrupt sent to CPU 1, and on this kind of virtual machine those are dear. "
+            "In 3 s runs by hand (2026-12-07) CPU 1 took 4096 and 4387 reschedule interrupts "
+            "while prism made 25,894 and 26,722 connections/s; with the load tools and origins "
+            "under SCHED_BATCH, whose wakeups do not preempt, it took 36 and 32, and prism made "
+            "28,062 and 28,332. The harness does not use that policy: in a run of 3 rounds with "
+            "it and one of 3 without (same hour, every 1-worker target), it gave prism 1.05 "
+            "times the connections/s and direct 1.11 times, but haproxy 0.73 times, "
+            "haproxy-splice 0.82, haproxy-busy 0.90 and nginx 1.00, and the peers that sleep "
+            "1.22 to 1.32 times the ping-pong p50 (bench/run.sh with `chrt -b 0` before "
+            "each load tool and origin): a load side that favours one kind of proxy.")
 
     def conn_ceiling():  # the ephemeral-port ceiling, and which peers it held
         tw = time_wait_starts(res, cfg)
