@@ -107,7 +107,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -g -O1 \
-	    -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+	    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -c -o $@ $<
 
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB_OBJ)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $< \

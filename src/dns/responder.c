@@ -219,10 +219,11 @@ static int table_build(struct table *t, const struct responder_name *names, size
         e->is_ent = true;
         e->addrs = t->addrs + addr_off;
         for (; i < k && strcmp(items[i].name, e->name) == 0; i++) {
-            const struct responder_name *in = &names[items[i].src];
+            const struct responder_name *in;
 
-            if (items[i].src == SIZE_MAX)
+            if (items[i].src == SIZE_MAX) /* an ancestor: no input of its own */
                 continue;
+            in = &names[items[i].src];
             e->is_ent = false;
             for (size_t j = 0; j < in->n_addrs; j++)
                 entry_add_addr(e, &in->addrs[j]);
