@@ -120,7 +120,8 @@ fuzz: fuzz-build
 	    name=$$(basename $$f); corpus=fuzz/corpus/$${name#fuzz_}; \
 	    mkdir -p build/fuzz/work/$$name; \
 	    echo "== $$name ($(FUZZ_SECONDS) s)"; \
-	    $$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	    dict=""; [ -f fuzz/$$name.dict ] && dict=-dict=fuzz/$$name.dict; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 $$dict \
 	        -print_final_stats=0 build/fuzz/work/$$name $$corpus 2>build/fuzz/work/$$name.log \
 	        || { tail -50 build/fuzz/work/$$name.log; exit 1; }; \
 	    grep -E '^#[0-9]+ +DONE' build/fuzz/work/$$name.log | tail -1; \

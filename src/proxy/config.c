@@ -546,10 +546,13 @@ struct node_config *config_parse(const char *text, size_t len, unsigned flags, c
     struct node_config *cfg = NULL;
     json_error_t jerr;
     json_t *root;
+    char why[sizeof(jerr.text)];
 
     root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        cfg_fail(&p, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        /* jansson's reason quotes the input near the error, control characters and all */
+        cfg_fail(&p, "line %d, column %d: %s", jerr.line, jerr.column,
+                 log_printable(jerr.text, why, sizeof(why)));
         return NULL;
     }
     if (!json_is_object(root)) {

@@ -74,6 +74,9 @@ static struct bad_config bad_configs[] = {
     {"duplicate_key", "{'colo':'LAB','colo':'PDX'}", 0, "line 1, column "},
     {"trailing_garbage", "{} {}", 0, "line 1, column "},
     {"empty_file", "", 0, "line 1, column "},
+    /* jansson quotes the text near the error; a raw newline there stays out of the line */
+    {"syntax_error_near_a_newline", "{'d\\\n':1}", 0,
+     "line 2, column 0: invalid escape near '\"d\\?'"},
     {"not_an_object", "['colo']", 0, "the configuration must be a JSON object"},
     /* unknown keys at every level */
     {"unknown_top_key", "{'color':'LAB'}", 0, "unknown key 'color'"},
