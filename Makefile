@@ -124,7 +124,7 @@ fuzz: fuzz-build
 	    $$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 $$dict \
 	        -print_final_stats=0 build/fuzz/work/$$name $$corpus 2>build/fuzz/work/$$name.log \
 	        || { tail -50 build/fuzz/work/$$name.log; exit 1; }; \
-	    grep -E '^#[0-9]+ +DONE' build/fuzz/work/$$name.log | tail -1; \
+	    grep -E '^Done [0-9]+ runs' build/fuzz/work/$$name.log | tail -1; \
 	done
 
 integration: all
