@@ -39,15 +39,17 @@ static void check_config(const struct node_config *c)
             !TERMINATED(c->geoip_asn_db) || !TERMINATED(c->origin_ca_file) ||
             !TERMINATED(c->store));
     TRAP_IF(c->colo[0] == '\0' || c->data_dir[0] == '\0');
-    TRAP_IF(c->workers < 0 || c->workers > 64 || c->busy_poll_us > 10000);
+    TRAP_IF(c->workers < 0 || c->workers > CONFIG_MAX_WORKERS ||
+            c->busy_poll_us > CONFIG_MAX_BUSY_POLL_US);
     TRAP_IF(c->n_edge_addrs < 1 || c->n_edge_addrs > CONFIG_MAX_EDGE_ADDRS);
     for (size_t i = 0; i < c->n_edge_addrs; i++) {
         int family = c->edge_addrs[i].ss_family;
 
         TRAP_IF(family != AF_INET && family != AF_INET6);
     }
-    TRAP_IF(c->connect_ms > 86400000 || c->idle_ms > 86400000 || c->udp_idle_ms > 86400000 ||
-            c->drain_ms > 86400000 || c->user_timeout_ms > 86400000);
+    TRAP_IF(c->connect_ms > CONFIG_MAX_TIMEOUT_MS || c->idle_ms > CONFIG_MAX_TIMEOUT_MS ||
+            c->udp_idle_ms > CONFIG_MAX_TIMEOUT_MS || c->drain_ms > CONFIG_MAX_TIMEOUT_MS ||
+            c->user_timeout_ms > CONFIG_MAX_TIMEOUT_MS);
     TRAP_IF(c->n_apps > 0 && c->apps == NULL);
     for (size_t i = 0; i < c->n_apps; i++) {
         const struct app *a = c->apps[i];

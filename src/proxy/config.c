@@ -34,12 +34,9 @@
 #include "net/addr.h"
 #include "proxy/edgepool.h"
 
-#define TIMEOUT_MAX_MS 86400000      /* one day */
 #define UDP_MAX_FLOWS_MAX (1u << 24) /* per worker; a flow holds a socket, so fds run out first */
 #define UDP_RCVBUF_MIN 4096u         /* the kernel's own floor is about this */
 #define UDP_RCVBUF_MAX (256u << 20)  /* the kernel doubles it into an int */
-#define CONFIG_MAX_WORKERS 64
-#define CONFIG_MAX_BUSY_POLL_US 10000
 #define CONFIG_MAX_FILE_BYTES (16u << 20)
 
 /* State of one config_parse() call. */
@@ -386,7 +383,8 @@ static int parse_timeouts(struct parse *p, const json_t *root, struct node_confi
         char path[48];
 
         snprintf(path, sizeof(path), "timeouts.%s", timeouts[i].key);
-        if (get_u32(p, t, timeouts[i].key, path, timeouts[i].min_ms, TIMEOUT_MAX_MS, dst[i]) != 0)
+        if (get_u32(p, t, timeouts[i].key, path, timeouts[i].min_ms, CONFIG_MAX_TIMEOUT_MS,
+                    dst[i]) != 0)
             return -EINVAL;
     }
 

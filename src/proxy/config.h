@@ -13,6 +13,9 @@
 
 #define CONFIG_MAX_EDGE_ADDRS 16
 #define CONFIG_MAX_APPS 4096
+#define CONFIG_MAX_WORKERS 64
+#define CONFIG_MAX_BUSY_POLL_US 10000
+#define CONFIG_MAX_TIMEOUT_MS 86400000 /* one day, for every timeouts.* key */
 
 struct node_config {
     char colo[16];                      /* "LAB" */
