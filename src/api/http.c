@@ -240,7 +240,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 /* MHD's own diagnostics: never request contents, so safe to log (rate-limited
  * by MHD's nature: one line per failed connection at most). <fmt> is MHD's format
  * for <ap>; the attribute says so, so that clang's -Wformat-nonliteral accepts it. */
-__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char buf[256];
 
