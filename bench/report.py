@@ -879,7 +879,7 @@ def where_the_time_goes(res, cfg, med, out):
                 "The ACK it saves was CPU 1's work, sent in the softirq of the client's "
                 "send of its request. Left out: a "
                 "client with Nagle's algorithm on that writes its first request in two "
-                "parts would wait up to 40 ms for that timer before the second part leaves, "
+                "parts would wait up to 40 ms for the delayed ACK before the second part leaves, "
                 "and a proxy of bytes cannot tell when a request is complete." % (
                     segs("prism"), peers_list(segs)))
         cc = congestion_control_sentence(res.meta.get("machine", {}).get("tcp_congestion_control"))
